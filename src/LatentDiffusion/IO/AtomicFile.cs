@@ -1,0 +1,45 @@
+namespace LatentDiffusion.IO;
+
+/// <summary>
+/// Writes a file under a temporary name in the same folder and renames it into place when complete,
+/// so a crash or an error never leaves a half-written checkpoint or image behind.
+/// </summary>
+public static class AtomicFile
+{
+    public static void Write(string path, Action<Stream> write)
+    {
+        string full = Path.GetFullPath(path);
+        string dir = Path.GetDirectoryName(full)!;
+        try { Directory.CreateDirectory(dir); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new LdmException($"cannot create the folder '{dir}': {e.Message}; choose a writable output path.");
+        }
+        string tmp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        try
+        {
+            using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
+            {
+                write(fs);
+                fs.Flush(flushToDisk: true);
+            }
+            File.Move(tmp, full, overwrite: true);
+        }
+        catch (Exception e)
+        {
+            try { File.Delete(tmp); } catch { /* best effort: the temp file is hidden and named as such */ }
+            if (e is UnauthorizedAccessException or DirectoryNotFoundException or PathTooLongException)
+                throw new LdmException($"cannot write '{full}': {e.Message}; choose a writable output path.", e);
+            throw;
+        }
+    }
+
+    public static void WriteAllText(string path, string text) =>
+        Write(path, s => { using var w = new StreamWriter(s, leaveOpen: true); w.Write(text); });
+
+    public static void WriteAllBytes(string path, ReadOnlySpan<byte> bytes)
+    {
+        byte[] copy = bytes.ToArray();
+        Write(path, s => s.Write(copy));
+    }
+}
