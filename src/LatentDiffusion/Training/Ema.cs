@@ -1,0 +1,31 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LatentDiffusion.Training;
+
+/// <summary>
+/// Exponential moving average of a model's weights (DiT uses decay 0.9999 and samples from the EMA model).
+/// The EMA model is a separate module of the same architecture, kept in float32 and never trained directly.
+/// </summary>
+public static class Ema
+{
+    /// <summary>ema ← decay·ema + (1 − decay)·model, for every floating-point parameter and buffer.</summary>
+    public static void Update(nn.Module ema, nn.Module model, double decay)
+    {
+        using var _ = torch.no_grad();
+        var src = model.state_dict();
+        foreach (var (name, e) in ema.state_dict())
+        {
+            if (!e.is_floating_point()) { e.copy_(src[name]); continue; }
+            e.mul_(decay).add_(src[name], alpha: 1 - decay);
+        }
+    }
+
+    /// <summary>Copies the model's weights into the EMA model (start of training).</summary>
+    public static void CopyFrom(nn.Module ema, nn.Module model)
+    {
+        using var _ = torch.no_grad();
+        var src = model.state_dict();
+        foreach (var (name, e) in ema.state_dict()) e.copy_(src[name]);
+    }
+}
