@@ -278,12 +278,13 @@ public sealed class GaussianDiffusion
     Tensor RunLoop(Tensor z, Func<long[], Tensor> noise, Action<SamplingStep>? onStep, Func<Tensor, Tensor, Tensor, SampleStep> step)
     {
         using var noGrad = torch.no_grad();
-        using var loopScope = torch.NewDisposeScope();
+        // No scope around the loop itself: each step's scope has the caller's scope as its outer one, so the new
+        // sample (and whatever a callback keeps with MoveToOuterDisposeScope) lands there; the previous sample is
+        // disposed explicitly, so only one sample is alive at a time.
         var x = Upcast(z);
         long n = x.shape[0];
         for (int i = NumTimesteps - 1, k = 0; i >= 0; i--, k++)
         {
-            // Per-step scope: everything but the new sample is freed, so memory stays flat over 1000 steps.
             using var stepScope = torch.NewDisposeScope();
             var t = torch.full([n], i, dtype: ScalarType.Int64, device: x.device);
             var draw = noise(x.shape);
@@ -293,7 +294,7 @@ public sealed class GaussianDiffusion
             if (!ReferenceEquals(x, z)) x.Dispose();
             x = next;
         }
-        return (ReferenceEquals(x, z) ? x.clone() : x).MoveToOuterDisposeScope();
+        return x;
     }
 
     // ----------------------------------------------------------------------------------------------------------------
