@@ -1,0 +1,49 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LatentDiffusion.Diffusion;
+
+/// <summary>The reverse-process samplers.</summary>
+public enum SamplerKind
+{
+    /// <summary>Ancestral sampling with the model's (learned) variance.</summary>
+    Ddpm,
+    /// <summary>DDIM; deterministic at eta = 0.</summary>
+    Ddim,
+}
+
+/// <summary>
+/// One entry point for sampling: respace the training process to the requested step count, then run the chosen
+/// sampler's loop from a given start noise.
+/// </summary>
+public static class Samplers
+{
+    /// <summary>The sampler named on a command line (<c>ddpm</c>, <c>ddim</c>).</summary>
+    public static SamplerKind Parse(string name) => (name ?? "").Trim().ToLowerInvariant() switch
+    {
+        "ddpm" => SamplerKind.Ddpm,
+        "ddim" => SamplerKind.Ddim,
+        _ => throw new LdmException($"unknown sampler '{name}'; use 'ddpm' or 'ddim'."),
+    };
+
+    /// <summary>The training process respaced to <paramref name="steps"/> evenly spaced steps (DiT's sample.py).</summary>
+    public static GaussianDiffusion CreateDiffusion(DiffusionConfig training, int steps) =>
+        new(training.WithSamplingSteps(steps));
+
+    /// <summary>Runs <paramref name="kind"/> over every step of <paramref name="diffusion"/> from z.</summary>
+    /// <param name="noise">Per-step draws (called with x's shape once per step).</param>
+    /// <param name="eta">DDIM's stochasticity (ignored by DDPM).</param>
+    public static Tensor Sample(GaussianDiffusion diffusion, SamplerKind kind, Denoiser model, Tensor z, Func<long[], Tensor> noise,
+        double eta = 0.0, bool clipDenoised = false, Action<SamplingStep>? onStep = null) => kind switch
+    {
+        SamplerKind.Ddpm => diffusion.PSampleLoop(model, z, clipDenoised, noise, onStep),
+        SamplerKind.Ddim => diffusion.DdimSampleLoop(model, z, clipDenoised, eta, noise, onStep),
+        _ => throw new ArgumentOutOfRangeException(nameof(kind)),
+    };
+
+    /// <summary><see cref="Sample(GaussianDiffusion, SamplerKind, Denoiser, Tensor, Func{long[], Tensor}, double, bool, Action{SamplingStep}?)"/>
+    /// with draws from a generator.</summary>
+    public static Tensor Sample(GaussianDiffusion diffusion, SamplerKind kind, Denoiser model, Tensor z, Generator generator,
+        double eta = 0.0, bool clipDenoised = false, Action<SamplingStep>? onStep = null) =>
+        Sample(diffusion, kind, model, z, GaussianDiffusion.NoiseFrom(generator, z), eta, clipDenoised, onStep);
+}
