@@ -7,6 +7,8 @@ var root = new RootCommand("ldm: Transformer latent diffusion in .NET — train,
 foreach (var command in new[]
 {
     SampleCommand.Create(),
+    TrainCommand.Create(),
+    QuickstartCommand.Create(),
 })
     root.Subcommands.Add(command);
 return CliRunner.Run(root, args);

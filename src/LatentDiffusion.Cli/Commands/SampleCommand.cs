@@ -1,14 +1,106 @@
 using System.CommandLine;
+using LatentDiffusion.Diffusion;
+using LatentDiffusion.IO;
+using LatentDiffusion.Pipelines;
+using LatentDiffusion.Transformers;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace LatentDiffusion.Cli.Commands;
 
-/// <summary>`ldm sample`: generate images (or latents) from a checkpoint.</summary>
+/// <summary>`ldm sample`: class-conditional samples from a Transformer checkpoint, as PNGs and a grid (pixel space) or latents.</summary>
 public static class SampleCommand
 {
     public static Command Create()
     {
-        var command = new Command("sample", "Generate samples from a trained diffusion model checkpoint.");
-        command.SetAction(_ => { Console.WriteLine("not yet"); return 0; });
+        var model = new Option<string>("--model", "-m") { Description = "Denoiser checkpoint (.safetensors made by ldm train or ldm convert).", Required = true };
+        var classes = new Option<string?>("--classes", "-c") { Description = "Class ids: 3, 0,5,7, 0-11 or all (default all). Cycled to fill --num." };
+        var num = new Option<int?>("--num", "-n") { Description = "Number of images (default: 4 per listed class, at most 64)." };
+        var guidance = new Option<double>("--guidance", "-g") { Description = "Classifier-free guidance scale (1 = none).", DefaultValueFactory = _ => 4.0 };
+        var sampler = new Option<string>("--sampler") { Description = "ddim or ddpm.", DefaultValueFactory = _ => "ddim" };
+        var steps = new Option<int>("--steps") { Description = "Sampling steps.", DefaultValueFactory = _ => 50 };
+        var eta = new Option<double>("--eta") { Description = "DDIM eta (0 = deterministic).", DefaultValueFactory = _ => 0.0 };
+        var seed = new Option<long>("--seed") { Description = "Random seed (same seed, same images).", DefaultValueFactory = _ => 0 };
+        var batch = new Option<int>("--batch-size") { Description = "Images per model batch.", DefaultValueFactory = _ => 32 };
+        var dtype = new Option<string>("--dtype") { Description = "float32 or bf16 (bf16 weights and activations).", DefaultValueFactory = _ => "float32" };
+        var output = new Option<string>("--out", "-o") { Description = "Output folder.", DefaultValueFactory = _ => "samples" };
+        var columns = new Option<int?>("--columns") { Description = "Grid columns (default: one row per listed class when they fit)." };
+
+        var command = new Command("sample", "Generate class-conditional samples from a diffusion Transformer checkpoint.")
+        {
+            model, classes, num, guidance, sampler, steps, eta, seed, batch, dtype, output, columns,
+        };
+        command.SetAction(parse =>
+        {
+            string modelPath = CliParsing.ExistingFile(parse.GetValue(model)!, "--model");
+            var info = TransformerCheckpoint.PeekInfo(modelPath);
+            var ids = CliParsing.ClassIds(parse.GetValue(classes), info.Transformer.NumClasses);
+            int count = parse.GetValue(num) ?? Math.Min(64, ids.Count * 4);
+            if (count < 1) throw new LdmException($"--num must be at least 1, got {count}.");
+            var labels = Enumerable.Range(0, count).Select(i => ids[i % ids.Count]).OrderBy(c => ids.IndexOf(c)).ToList();
+            var options = new SamplingOptions
+            {
+                Sampler = Samplers.Parse(parse.GetValue(sampler)!),
+                Steps = parse.GetValue(steps),
+                Eta = parse.GetValue(eta),
+                GuidanceScale = parse.GetValue(guidance),
+                Seed = parse.GetValue(seed),
+                BatchSize = parse.GetValue(batch),
+                ComputeDtype = CliParsing.Dtype(parse.GetValue(dtype)),
+            };
+            options.Validate();
+            if (info.Transformer.NumClasses > 0)
+                foreach (var id in labels)
+                    if (id < 0 || id >= info.Transformer.NumClasses)
+                        throw new LdmException($"class id {id} is outside this model's classes 0..{info.Transformer.NumClasses - 1}; pass ids in that range.");
+            string outDir = CliParsing.OutputFolder(parse.GetValue(output)!, "--out");
+
+            var (net, _) = TransformerCheckpoint.Load(modelPath);
+            using (net)
+            {
+                var sampler = new ClassConditionalSampler(net, info);
+                int totalSteps = (count + options.BatchSize - 1) / options.BatchSize * options.Steps;
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                using var samples = ConsoleProgress.Run($"sampling {count} images", totalSteps, report =>
+                    sampler.Sample(labels, options, (doneImages, step, stepsPerBatch) =>
+                        report(doneImages / options.BatchSize * stepsPerBatch + step + 1, $"({options.Sampler.ToString().ToLowerInvariant()}, {options.Steps} steps)")));
+                double seconds = clock.Elapsed.TotalSeconds;
+                var written = WriteOutputs(samples, labels, info, outDir, parse.GetValue(columns) ?? DefaultColumns(labels));
+                Console.WriteLine($"{count} samples in {seconds:F1} s ({count / seconds:F2} images/s); wrote {written}");
+            }
+            return 0;
+        });
         return command;
     }
+
+    static int DefaultColumns(List<int> labels)
+    {
+        int distinct = labels.Distinct().Count();
+        int perClass = labels.Count / Math.Max(1, distinct);
+        return distinct > 1 && perClass * distinct == labels.Count && perClass <= 16 ? perClass : (int)Math.Ceiling(Math.Sqrt(labels.Count));
+    }
+
+    /// <summary>PNGs and a grid for pixel-space models; a latents file for latent-space models. Returns what was written.</summary>
+    internal static string WriteOutputs(Tensor samples, List<int> labels, DenoiserInfo info, string outDir, int columns)
+    {
+        if (!info.IsPixelSpace)
+        {
+            string path = Path.Combine(outDir, "latents.safetensors");
+            using var labelTensor = torch.tensor(labels.Select(l => (long)l).ToArray());
+            SafetensorsWriter.Write(path, new Dictionary<string, Tensor> { ["latents"] = samples, ["labels"] = labelTensor },
+                new Dictionary<string, string> { ["ldm.space"] = "latent" });
+            return $"{path} (latents; decode them with an autoencoder)";
+        }
+        for (int i = 0; i < labels.Count; i++)
+        {
+            using var image = samples[i];
+            string name = info.ClassNames.Count > labels[i] ? Sanitize(info.ClassNames[labels[i]]) : $"class{labels[i]}";
+            ImageFile.Write(Path.Combine(outDir, $"{i:D5}_{labels[i]:D3}_{name}.png"), image);
+        }
+        string grid = Path.Combine(outDir, "grid.png");
+        ImageGrid.Save(grid, samples, columns);
+        return $"{labels.Count} PNGs and the grid {grid}";
+    }
+
+    static string Sanitize(string name) => new(name.Select(ch => char.IsLetterOrDigit(ch) ? ch : '-').ToArray());
 }

@@ -1,0 +1,58 @@
+using System.Globalization;
+using LatentDiffusion;
+using static TorchSharp.torch;
+
+namespace LatentDiffusion.Cli;
+
+/// <summary>Parsers for option values that need more than System.CommandLine's conversions; errors are user errors.</summary>
+public static class CliParsing
+{
+    /// <summary>"3", "0,5,7", "0-11" or "all" (null → all).</summary>
+    public static List<int> ClassIds(string? text, int numClasses)
+    {
+        if (string.IsNullOrWhiteSpace(text) || text.Trim().Equals("all", StringComparison.OrdinalIgnoreCase))
+            return Enumerable.Range(0, numClasses).ToList();
+        var ids = new List<int>();
+        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var range = part.Split('-');
+            if (range.Length == 2 && int.TryParse(range[0], NumberStyles.None, CultureInfo.InvariantCulture, out int a)
+                && int.TryParse(range[1], NumberStyles.None, CultureInfo.InvariantCulture, out int b) && a <= b)
+                ids.AddRange(Enumerable.Range(a, b - a + 1));
+            else if (int.TryParse(part, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int id))
+                ids.Add(id);
+            else
+                throw new LdmException($"--classes: '{part}' is not a class id; write ids like 3, 0,5,7 or 0-11, or 'all'.");
+        }
+        if (ids.Count == 0) throw new LdmException("--classes is empty; write ids like 3, 0,5,7 or 0-11, or 'all'.");
+        return ids;
+    }
+
+    public static ScalarType Dtype(string? text) => (text ?? "float32").Trim().ToLowerInvariant() switch
+    {
+        "float32" or "fp32" or "f32" => ScalarType.Float32,
+        "bf16" or "bfloat16" => ScalarType.BFloat16,
+        _ => throw new LdmException($"--dtype '{text}' is not supported; use float32 or bf16."),
+    };
+
+    public static string DtypeName(ScalarType t) => t == ScalarType.BFloat16 ? "bf16" : "float32";
+
+    /// <summary>An output folder that may exist; a path that is an existing file is an error.</summary>
+    public static string OutputFolder(string path, string option)
+    {
+        if (File.Exists(path)) throw new LdmException($"{option} '{path}' is a file; give a folder path.");
+        try { Directory.CreateDirectory(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new LdmException($"cannot create {option} folder '{path}': {e.Message}; choose a writable path.");
+        }
+        return path;
+    }
+
+    public static string ExistingFile(string path, string option)
+    {
+        if (Directory.Exists(path)) throw new LdmException($"{option} '{path}' is a folder; give the path of a file.");
+        if (!File.Exists(path)) throw new LdmException($"{option}: file not found: '{path}'; check the path.");
+        return path;
+    }
+}

@@ -1,0 +1,149 @@
+using System.CommandLine;
+using System.Text.Json.Nodes;
+using LatentDiffusion.Data;
+using LatentDiffusion.Diffusion;
+using LatentDiffusion.IO;
+using LatentDiffusion.Pipelines;
+using LatentDiffusion.Training;
+using LatentDiffusion.Transformers;
+using TorchSharp;
+
+namespace LatentDiffusion.Cli.Commands;
+
+/// <summary>`ldm train`: train a class-conditional diffusion Transformer on images (pixel space).</summary>
+public static class TrainCommand
+{
+    public sealed record ModelChoice(string Preset, BlockType Block, bool LongSkips, int? HiddenSize, int? Depth, int? NumHeads, int? PatchSize, bool LearnSigma);
+
+    public static Command Create()
+    {
+        var data = new Option<string>("--data", "-d") { Description = "shapes (built in), fashion-mnist (Debian's package), or a folder with one subfolder per class.", DefaultValueFactory = _ => "shapes" };
+        var numImages = new Option<int>("--num-images") { Description = "Images to generate for --data shapes.", DefaultValueFactory = _ => 20000 };
+        var imageSize = new Option<int?>("--image-size") { Description = "Resize folder images to this size (default: 32)." };
+        var channels = new Option<int?>("--channels") { Description = "1 (grayscale) or 3 (RGB) for folder images (default 3)." };
+        var skipUnreadable = new Option<bool>("--skip-unreadable") { Description = "Skip (and count) unreadable images in a folder." };
+        var output = new Option<string>("--out", "-o") { Description = "Run folder (resumes if it holds a checkpoint).", Required = true };
+        var (modelOptions, readModel) = ModelOptions();
+        var (trainOptions, readTrain) = TrainingOptions();
+        var command = new Command("train", "Train a class-conditional diffusion Transformer; resumes an interrupted run in the same --out folder.")
+        {
+            data, numImages, imageSize, channels, skipUnreadable, output,
+        };
+        foreach (var o in modelOptions.Concat(trainOptions)) command.Options.Add(o);
+        command.SetAction(parse =>
+        {
+            var options = readTrain(parse);
+            options.Validate();
+            string runDir = CliParsing.OutputFolder(parse.GetValue(output)!, "--out");
+            using var dataset = LoadData(parse.GetValue(data)!, parse.GetValue(numImages), parse.GetValue(imageSize), parse.GetValue(channels), parse.GetValue(skipUnreadable), options.Seed);
+            if (dataset.SkippedCount > 0) Console.WriteLine($"skipped {dataset.SkippedCount} unreadable images in {dataset.Source}");
+            var info = BuildInfo(readModel(parse), dataset);
+            Train(info, dataset, options, runDir);
+            return 0;
+        });
+        return command;
+    }
+
+    internal static ImageDataset LoadData(string data, int numImages, int? imageSize, int? channels, bool skipUnreadable, long seed)
+    {
+        switch (data.Trim().ToLowerInvariant())
+        {
+            case "shapes":
+                if (numImages < 1) throw new LdmException($"--num-images must be at least 1, got {numImages}.");
+                return ShapesDataset.Generate(numImages, (int)(seed & 0x7FFFFFFF), text: false);
+            case "fashion-mnist":
+                return FashionMnist.Load(FashionMnist.DefaultFolder, train: true);
+            default:
+                if (!Directory.Exists(data))
+                    throw new LdmException($"--data '{data}' is neither a built-in data set (shapes, fashion-mnist) nor an existing folder; check the path.");
+                return ImageFolderDataset.Load(data, imageSize ?? 32, channels ?? 3, ResizeFilter.Bicubic, skipUnreadable);
+        }
+    }
+
+    internal static DenoiserInfo BuildInfo(ModelChoice m, ImageDataset dataset)
+    {
+        if (!dataset.HasLabels || dataset.NumClasses < 1)
+            throw new LdmException($"the data in '{dataset.Source}' has no class labels; use a folder with one subfolder per class.");
+        var cfg = TransformerConfig.FromPreset(m.Preset, dataset.ImageSize, dataset.Channels, dataset.NumClasses, m.Block, m.LearnSigma, longSkips: m.LongSkips);
+        cfg = (cfg with
+        {
+            HiddenSize = m.HiddenSize ?? cfg.HiddenSize,
+            Depth = m.Depth ?? cfg.Depth,
+            NumHeads = m.NumHeads ?? cfg.NumHeads,
+            PatchSize = m.PatchSize ?? cfg.PatchSize,
+        }).Validate();
+        var diffusion = new DiffusionConfig { LearnSigma = m.LearnSigma };
+        return new DenoiserInfo(cfg, JsonNode.Parse(System.Text.Json.JsonSerializer.Serialize(diffusion))!.AsObject(), "pixel", dataset.ClassNames.ToList());
+    }
+
+    /// <summary>Runs (or resumes) training with a progress bar and sample grids in the run folder.</summary>
+    internal static void Train(DenoiserInfo info, ImageDataset dataset, DiffusionTrainingOptions options, string runDir, int gridPerClass = 4)
+    {
+        var cfg = info.Transformer;
+        long parameters = 0;
+        using var trainer = new DiffusionTrainer(info, new PixelTrainingData(dataset), options, runDir);
+        foreach (var p in trainer.Model.parameters()) parameters += p.numel();
+        Console.WriteLine($"model: {cfg.Block} transformer, hidden {cfg.HiddenSize}, depth {cfg.Depth}, heads {cfg.NumHeads}, patch {cfg.PatchSize} on {cfg.InputSize}x{cfg.InputSize}x{cfg.InChannels} ({parameters / 1e6:F2}M parameters); data: {dataset.Count} images, {dataset.NumClasses} classes from {dataset.Source}");
+        if (trainer.Step > 0) Console.WriteLine($"resuming {runDir} at step {trainer.Step}");
+        trainer.OnSample = (step, ema) =>
+        {
+            var labels = Enumerable.Range(0, cfg.NumClasses).SelectMany(c => Enumerable.Repeat(c, gridPerClass)).Take(64).ToList();
+            var sampler = new ClassConditionalSampler(ema, info);
+            using var samples = sampler.Sample(labels, new SamplingOptions { Steps = 50, GuidanceScale = 4.0, Seed = options.Seed, BatchSize = 64 });
+            ImageGrid.Save(Path.Combine(runDir, $"samples_{step:D7}.png"), samples, gridPerClass);
+        };
+        ConsoleProgress.Run("training", options.Steps, report =>
+        {
+            trainer.Run(p => report(p.Step, $"loss {p.Loss:F4}, {p.StepsPerSecond:F2} steps/s"));
+            return 0;
+        });
+        Console.WriteLine($"model (EMA weights): {Path.Combine(runDir, DiffusionTrainer.ModelFile)}; metrics: {Path.Combine(runDir, DiffusionTrainer.MetricsFile)}");
+    }
+
+    internal static (Option[] options, Func<System.CommandLine.ParseResult, ModelChoice> read) ModelOptions()
+    {
+        var preset = new Option<string>("--preset") { Description = "DiT size: S/2 ... XL/8.", DefaultValueFactory = _ => "S/4" };
+        var block = new Option<string>("--block") { Description = "in-context (the paper's), adaln-zero (DiT) or cross-attention.", DefaultValueFactory = _ => "in-context" };
+        var longSkips = new Option<bool>("--long-skips") { Description = "U-ViT long skip connections (in-context only)." };
+        var hidden = new Option<int?>("--hidden-size") { Description = "Override the preset's width." };
+        var depth = new Option<int?>("--depth") { Description = "Override the preset's depth." };
+        var heads = new Option<int?>("--num-heads") { Description = "Override the preset's head count." };
+        var patch = new Option<int?>("--patch-size") { Description = "Override the preset's patch size." };
+        var noSigma = new Option<bool>("--no-learn-sigma") { Description = "Fixed variance and plain ε-MSE loss instead of DiT's learned sigma." };
+        return ([preset, block, longSkips, hidden, depth, heads, patch, noSigma], p => new ModelChoice(
+            p.GetValue(preset)!, ParseBlock(p.GetValue(block)!), p.GetValue(longSkips), p.GetValue(hidden), p.GetValue(depth),
+            p.GetValue(heads), p.GetValue(patch), !p.GetValue(noSigma)));
+    }
+
+    internal static BlockType ParseBlock(string s) => s.Trim().ToLowerInvariant().Replace('_', '-') switch
+    {
+        "in-context" or "incontext" => BlockType.InContext,
+        "adaln-zero" or "adaln" or "dit" => BlockType.AdaLnZero,
+        "cross-attention" or "cross" => BlockType.CrossAttention,
+        _ => throw new LdmException($"--block '{s}' is unknown; use in-context, adaln-zero or cross-attention."),
+    };
+
+    internal static (Option[] options, Func<System.CommandLine.ParseResult, DiffusionTrainingOptions> read) TrainingOptions()
+    {
+        var steps = new Option<int>("--steps") { Description = "Training steps.", DefaultValueFactory = _ => 10000 };
+        var batch = new Option<int>("--batch-size") { Description = "Batch size.", DefaultValueFactory = _ => 64 };
+        var lr = new Option<double>("--lr") { Description = "AdamW learning rate.", DefaultValueFactory = _ => 1e-4 };
+        var wd = new Option<double>("--weight-decay") { Description = "AdamW weight decay.", DefaultValueFactory = _ => 0.0 };
+        var warmup = new Option<int>("--warmup") { Description = "Linear warm-up steps.", DefaultValueFactory = _ => 0 };
+        var clip = new Option<double>("--grad-clip") { Description = "Gradient-norm clip (0 = off).", DefaultValueFactory = _ => 0.0 };
+        var ema = new Option<double>("--ema-decay") { Description = "EMA decay.", DefaultValueFactory = _ => 0.9999 };
+        var seed = new Option<long>("--seed") { Description = "Seed of init, data order, noise.", DefaultValueFactory = _ => 0 };
+        var bf16 = new Option<bool>("--bf16") { Description = "bf16 forward/backward with float32 master weights." };
+        var flip = new Option<bool>("--flip") { Description = "Random horizontal flips." };
+        var logEvery = new Option<int>("--log-every") { Description = "Metrics log interval (steps).", DefaultValueFactory = _ => 10 };
+        var ckptEvery = new Option<int>("--checkpoint-every") { Description = "Checkpoint interval (steps).", DefaultValueFactory = _ => 1000 };
+        var sampleEvery = new Option<int>("--sample-every") { Description = "Sample-grid interval (steps; 0 = at the end only).", DefaultValueFactory = _ => 0 };
+        return ([steps, batch, lr, wd, warmup, clip, ema, seed, bf16, flip, logEvery, ckptEvery, sampleEvery], p => new DiffusionTrainingOptions
+        {
+            Steps = p.GetValue(steps), BatchSize = p.GetValue(batch), LearningRate = p.GetValue(lr), WeightDecay = p.GetValue(wd),
+            WarmupSteps = p.GetValue(warmup), GradClip = p.GetValue(clip), EmaDecay = p.GetValue(ema), Seed = p.GetValue(seed),
+            Bf16 = p.GetValue(bf16), HorizontalFlip = p.GetValue(flip), LogEvery = p.GetValue(logEvery),
+            CheckpointEvery = p.GetValue(ckptEvery), SampleEvery = p.GetValue(sampleEvery),
+        });
+    }
+}
