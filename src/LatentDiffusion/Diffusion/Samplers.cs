@@ -10,6 +10,8 @@ public enum SamplerKind
     Ddpm,
     /// <summary>DDIM; deterministic at eta = 0.</summary>
     Ddim,
+    /// <summary>DPM-Solver++(2M): deterministic second-order multistep, good in 10–25 steps.</summary>
+    DpmSolverPP2M,
 }
 
 /// <summary>
@@ -18,12 +20,13 @@ public enum SamplerKind
 /// </summary>
 public static class Samplers
 {
-    /// <summary>The sampler named on a command line (<c>ddpm</c>, <c>ddim</c>).</summary>
+    /// <summary>The sampler named on a command line (<c>ddpm</c>, <c>ddim</c>, <c>dpm++2m</c>).</summary>
     public static SamplerKind Parse(string name) => (name ?? "").Trim().ToLowerInvariant() switch
     {
         "ddpm" => SamplerKind.Ddpm,
         "ddim" => SamplerKind.Ddim,
-        _ => throw new LdmException($"unknown sampler '{name}'; use 'ddpm' or 'ddim'."),
+        "dpm++2m" or "dpmpp2m" or "dpm-solver++" or "dpmsolver++" => SamplerKind.DpmSolverPP2M,
+        _ => throw new LdmException($"unknown sampler '{name}'; use 'ddpm', 'ddim' or 'dpm++2m'."),
     };
 
     /// <summary>The training process respaced to <paramref name="steps"/> evenly spaced steps (DiT's sample.py).</summary>
@@ -32,12 +35,13 @@ public static class Samplers
 
     /// <summary>Runs <paramref name="kind"/> over every step of <paramref name="diffusion"/> from z.</summary>
     /// <param name="noise">Per-step draws (called with x's shape once per step).</param>
-    /// <param name="eta">DDIM's stochasticity (ignored by DDPM).</param>
+    /// <param name="eta">DDIM's stochasticity (ignored by the others; DPM-Solver++ draws no noise).</param>
     public static Tensor Sample(GaussianDiffusion diffusion, SamplerKind kind, Denoiser model, Tensor z, Func<long[], Tensor> noise,
         double eta = 0.0, bool clipDenoised = false, Action<SamplingStep>? onStep = null) => kind switch
     {
         SamplerKind.Ddpm => diffusion.PSampleLoop(model, z, clipDenoised, noise, onStep),
         SamplerKind.Ddim => diffusion.DdimSampleLoop(model, z, clipDenoised, eta, noise, onStep),
+        SamplerKind.DpmSolverPP2M => DpmSolverPlusPlus.Sample2M(diffusion, model, z, clipDenoised, onStep),
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
