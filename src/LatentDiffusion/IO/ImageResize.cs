@@ -3,8 +3,9 @@ namespace LatentDiffusion.IO;
 /// <summary>
 /// Center crop and resize of 8-bit images. The resize follows PIL's <c>Image.resize</c>: a separable convolution
 /// whose filter support is widened by the scale factor when downscaling, so it antialiases (like torchvision's
-/// Resize with antialias=True). Both passes run in float and the result is rounded once to bytes, so values can differ
-/// from PIL (which rounds between its horizontal and vertical pass) by at most one level.
+/// Resize with antialias=True). It reproduces Pillow's 8-bit arithmetic (horizontal then vertical pass, fixed-point
+/// weights with 22 fraction bits, bytes in between), so results equal Pillow's resize byte for byte (tested against
+/// Pillow 9.4 for every filter, down- and upscaling).
 /// </summary>
 public static class ImageResize
 {
@@ -39,44 +40,66 @@ public static class ImageResize
         if (width <= 0 || height <= 0) throw new ArgumentOutOfRangeException(nameof(width), $"target size must be positive, got {width}x{height}");
         if (width == image.Width && height == image.Height) return image;
         if (filter == ResizeFilter.Nearest) return ResizeNearest(image, width, height);
+        var result = image;
+        // Horizontal pass first, then vertical, each rounded to bytes, as PIL; a pass whose size does not change is skipped.
+        if (width != image.Width) result = Pass(result, width, horizontal: true, filter);
+        if (height != image.Height) result = Pass(result, height, horizontal: false, filter);
+        return result;
+    }
 
-        int c = image.Channels;
-        var src = new float[image.Data.Length];
-        for (int i = 0; i < src.Length; i++) src[i] = image.Data[i];
-
-        // Horizontal pass: (H, W_in, C) -> (H, W_out, C).
-        var (hStart, hWeights, hCount) = Coefficients(image.Width, width, filter);
-        var mid = new float[image.Height * width * c];
-        for (int y = 0; y < image.Height; y++)
+    /// <summary>
+    /// One separable pass in PIL's 8-bit fixed point: weights scaled by 2^22 and rounded away from zero, sums started at
+    /// 2^21 (round half up) and shifted back, clamped to [0, 255].
+    /// </summary>
+    static ImagePixels Pass(ImagePixels src, int outSize, bool horizontal, ResizeFilter filter)
+    {
+        int c = src.Channels;
+        int inSize = horizontal ? src.Width : src.Height;
+        var (start, weights, count) = Coefficients(inSize, outSize, filter);
+        int w = horizontal ? outSize : src.Width, h = horizontal ? src.Height : outSize;
+        var dst = new byte[w * h * c];
+        var s = src.Data;
+        if (horizontal)
         {
-            int rowIn = y * image.Width * c, rowOut = y * width * c;
-            for (int x = 0; x < width; x++)
+            for (int y = 0; y < h; y++)
             {
-                int start = hStart[x], n = hCount[x], wOff = x * hWeights.Stride;
-                for (int ch = 0; ch < c; ch++)
+                int rowIn = y * src.Width * c, rowOut = y * w * c;
+                for (int x = 0; x < w; x++)
                 {
-                    float sum = 0;
-                    for (int k = 0; k < n; k++) sum += hWeights.W[wOff + k] * src[rowIn + (start + k) * c + ch];
-                    mid[rowOut + x * c + ch] = sum;
+                    int first = start[x], n = count[x], wOff = x * weights.Stride;
+                    for (int ch = 0; ch < c; ch++)
+                    {
+                        long sum = Half;
+                        for (int k = 0; k < n; k++) sum += (long)weights.W[wOff + k] * s[rowIn + (first + k) * c + ch];
+                        dst[rowOut + x * c + ch] = Clip8(sum);
+                    }
                 }
             }
         }
-
-        // Vertical pass: (H_in, W_out, C) -> (H_out, W_out, C), rounded once to bytes.
-        var (vStart, vWeights, vCount) = Coefficients(image.Height, height, filter);
-        var dst = new byte[height * width * c];
-        int rowLen = width * c;
-        for (int y = 0; y < height; y++)
+        else
         {
-            int start = vStart[y], n = vCount[y], wOff = y * vWeights.Stride;
-            for (int i = 0; i < rowLen; i++)
+            int rowLen = w * c;
+            for (int y = 0; y < h; y++)
             {
-                float sum = 0;
-                for (int k = 0; k < n; k++) sum += vWeights.W[wOff + k] * mid[(start + k) * rowLen + i];
-                dst[y * rowLen + i] = (byte)Math.Clamp(MathF.Round(sum, MidpointRounding.AwayFromZero), 0f, 255f);
+                int first = start[y], n = count[y], wOff = y * weights.Stride;
+                for (int i = 0; i < rowLen; i++)
+                {
+                    long sum = Half;
+                    for (int k = 0; k < n; k++) sum += (long)weights.W[wOff + k] * s[(first + k) * rowLen + i];
+                    dst[y * rowLen + i] = Clip8(sum);
+                }
             }
         }
-        return new ImagePixels(width, height, c, dst);
+        return new ImagePixels(w, h, c, dst);
+    }
+
+    const int PrecisionBits = 32 - 8 - 2;
+    const long Half = 1L << (PrecisionBits - 1);
+
+    static byte Clip8(long sum)
+    {
+        long v = sum >> PrecisionBits;
+        return (byte)(v < 0 ? 0 : v > 255 ? 255 : v);
     }
 
     static ImagePixels ResizeNearest(ImagePixels image, int width, int height)
@@ -96,11 +119,12 @@ public static class ImageResize
         return new ImagePixels(width, height, c, dst);
     }
 
-    readonly record struct WeightTable(float[] W, int Stride);
+    readonly record struct WeightTable(int[] W, int Stride);
 
     /// <summary>
-    /// For each output index: the first input index, the normalised weights and their count. The filter is evaluated at
-    /// the input pixel centres relative to the output pixel's centre mapped into input space, scaled by 1 / max(scale, 1).
+    /// For each output index: the first input index, the normalised fixed-point weights and their count. The filter is
+    /// evaluated at the input pixel centres relative to the output pixel's centre mapped into input space, scaled by
+    /// 1 / max(scale, 1) (PIL's precompute_coeffs).
     /// </summary>
     static (int[] start, WeightTable weights, int[] count) Coefficients(int inSize, int outSize, ResizeFilter filter)
     {
@@ -110,8 +134,9 @@ public static class ImageResize
         int stride = (int)Math.Ceiling(support) * 2 + 1;
         var start = new int[outSize];
         var count = new int[outSize];
-        var w = new float[outSize * stride];
+        var w = new int[outSize * stride];
         var tmp = new double[stride];
+        double ss = 1.0 / filterScale;
         for (int o = 0; o < outSize; o++)
         {
             double center = (o + 0.5) * scale;
@@ -121,10 +146,14 @@ public static class ImageResize
             double total = 0;
             for (int k = 0; k < n; k++)
             {
-                tmp[k] = Kernel(filter, (k + xmin - center + 0.5) / filterScale);
+                tmp[k] = Kernel(filter, (k + xmin - center + 0.5) * ss);
                 total += tmp[k];
             }
-            for (int k = 0; k < n; k++) w[o * stride + k] = (float)(total != 0 ? tmp[k] / total : tmp[k]);
+            for (int k = 0; k < n; k++)
+            {
+                double v = (total != 0 ? tmp[k] / total : tmp[k]) * (1 << PrecisionBits);
+                w[o * stride + k] = (int)(v < 0 ? v - 0.5 : v + 0.5);
+            }
             start[o] = xmin;
             count[o] = n;
         }

@@ -1,7 +1,7 @@
 namespace LatentDiffusion.IO;
 
 /// <summary>
-/// Resampling filters for <see cref="ImageResize"/>, with PIL's definitions and support widths.
+/// Resampling filters for <see cref="ImageResize"/>, with PIL's definitions and support widths (results equal Pillow's).
 /// The resize is our own separable convolution (PIL's algorithm), not a SkiaSharp sampling: SkiaSharp's
 /// <c>SKSamplingOptions</c> (Nearest / Linear / Mitchell / CatmullRom cubic, mipmaps) samples the source at one point per
 /// output pixel, so a large downscale aliases; PIL (and torchvision's Resize with antialias=True) widen the filter by the
