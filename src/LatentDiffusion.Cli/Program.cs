@@ -9,6 +9,7 @@ foreach (var command in new[]
     SampleCommand.Create(),
     TrainCommand.Create(),
     QuickstartCommand.Create(),
+    BenchCommand.Create(),
 })
     root.Subcommands.Add(command);
 return CliRunner.Run(root, args);

@@ -120,6 +120,16 @@ public sealed class DiffusionTrainer : IDisposable
         }
     }
 
+    /// <summary>Runs <paramref name="count"/> optimisation steps without logging or checkpoints (benchmarks).</summary>
+    public void RunSteps(int count)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            TrainStep(Step, LearningRateAt(Step));
+            Step++;
+        }
+    }
+
     double LearningRateAt(long step) =>
         Options.WarmupSteps > 0 ? Options.LearningRate * Math.Min(1.0, (step + 1.0) / Options.WarmupSteps) : Options.LearningRate;
 

@@ -1,0 +1,154 @@
+using System.CommandLine;
+using System.Text.Json.Nodes;
+using LatentDiffusion.Diagnostics;
+using LatentDiffusion.Diffusion;
+using LatentDiffusion.Pipelines;
+using LatentDiffusion.Training;
+using LatentDiffusion.Transformers;
+using Spectre.Console;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LatentDiffusion.Cli.Commands;
+
+/// <summary>
+/// `ldm bench`: training steps per second (forward, backward, AdamW step) and sampling images per second for a preset,
+/// batch size and dtype, as the median of several timed runs after warm-up, with the peak resident memory. With
+/// bf16 it also reports how far the bf16 model's outputs are from float32's on the same input.
+/// </summary>
+public static class BenchCommand
+{
+    public static Command Create()
+    {
+        var preset = new Option<string>("--preset") { Description = "Transformer preset (S/2 ... XL/8).", DefaultValueFactory = _ => "S/2" };
+        var block = new Option<string>("--block") { Description = "in-context, adaln-zero or cross-attention.", DefaultValueFactory = _ => "in-context" };
+        var inputSize = new Option<int>("--input-size") { Description = "Latent (or image) size; 32 = 256x256 images through an f=8 autoencoder.", DefaultValueFactory = _ => 32 };
+        var channels = new Option<int>("--channels") { Description = "Input channels (4 for SD latents).", DefaultValueFactory = _ => 4 };
+        var classes = new Option<int>("--classes") { Description = "Number of classes.", DefaultValueFactory = _ => 1000 };
+        var batch = new Option<int>("--batch-size", "-b") { Description = "Batch size.", DefaultValueFactory = _ => 8 };
+        var dtype = new Option<string>("--dtype") { Description = "float32 or bf16 (bf16: mixed-precision training, bf16 sampling).", DefaultValueFactory = _ => "float32" };
+        var warmup = new Option<int>("--warmup") { Description = "Untimed warm-up runs.", DefaultValueFactory = _ => 2 };
+        var runs = new Option<int>("--runs") { Description = "Timed runs (the median is reported).", DefaultValueFactory = _ => 5 };
+        var sampleSteps = new Option<int>("--sample-steps") { Description = "DDIM steps per timed sampling run.", DefaultValueFactory = _ => 10 };
+        var guidance = new Option<double>("--guidance") { Description = "Guidance scale while sampling (not 1: doubled batch).", DefaultValueFactory = _ => 4.0 };
+        var threads = new Option<int?>("--threads") { Description = "libtorch threads (default: all cores)." };
+        var only = new Option<string>("--only") { Description = "train, sample or both.", DefaultValueFactory = _ => "both" };
+        var command = new Command("bench", "Measure training and sampling throughput and peak memory for a model preset.")
+        {
+            preset, block, inputSize, channels, classes, batch, dtype, warmup, runs, sampleSteps, guidance, threads, only,
+        };
+        command.SetAction(parse =>
+        {
+            if (parse.GetValue(threads) is int n) torch.set_num_threads(n);
+            var computeDtype = CliParsing.Dtype(parse.GetValue(dtype));
+            int b = parse.GetValue(batch), nWarm = parse.GetValue(warmup), nRuns = parse.GetValue(runs), steps = parse.GetValue(sampleSteps);
+            if (b < 1 || nWarm < 0 || nRuns < 1 || steps < 1) throw new LdmException("--batch-size, --runs and --sample-steps must be at least 1 and --warmup at least 0.");
+            string what = parse.GetValue(only)!.ToLowerInvariant();
+            if (what is not ("train" or "sample" or "both")) throw new LdmException($"--only '{what}' is unknown; use train, sample or both.");
+            var cfg = TransformerConfig.FromPreset(parse.GetValue(preset)!, parse.GetValue(inputSize), parse.GetValue(channels), parse.GetValue(classes),
+                TrainCommand.ParseBlock(parse.GetValue(block)!));
+            var info = new DenoiserInfo(cfg, JsonNode.Parse(System.Text.Json.JsonSerializer.Serialize(new DiffusionConfig { LearnSigma = cfg.LearnSigma }))!.AsObject(), "latent", []);
+            var result = Run(info, b, computeDtype, nWarm, nRuns, steps, parse.GetValue(guidance), what);
+            Print(result);
+            return 0;
+        });
+        return command;
+    }
+
+    public sealed record BenchResult(TransformerConfig Config, long Parameters, int Batch, string Dtype, int Threads, string? Allocator,
+        double? TrainStepsPerSec, double[]? TrainTimes, double? SampleImagesPerSec, int SampleSteps, double GuidanceScale, double[]? SampleTimes,
+        double? Bf16MaxAbsDiff, double? Bf16RelDiff, double? Bf16SampleMaxAbsDiff, long PeakRssBytes);
+
+    public static BenchResult Run(DenoiserInfo info, int batch, ScalarType dtype, int warmup, int runs, int sampleSteps, double guidance, string what)
+    {
+        var cfg = info.Transformer;
+        using var model = new DiffusionTransformer(cfg, seed: 1);
+        long parameters = model.parameters().Sum(p => p.numel());
+        double? trainSps = null, sampleIps = null, maxDiff = null, relDiff = null, sampleDiff = null;
+        double[]? trainTimes = null, sampleTimes = null;
+
+        if (what is "train" or "both")
+        {
+            // The trainer's own step: diffusion loss, backward, AdamW, EMA; (seed, step) randomness.
+            string runDir = Path.Combine(Path.GetTempPath(), $"ldm-bench-{Environment.ProcessId}");
+            var data = new RandomLatents(cfg, Math.Max(batch * 4, 64));
+            var options = new DiffusionTrainingOptions { Steps = int.MaxValue, BatchSize = batch, Bf16 = dtype == ScalarType.BFloat16, LogEvery = int.MaxValue, CheckpointEvery = int.MaxValue };
+            try
+            {
+                using var trainer = new DiffusionTrainer(info, data, options, runDir);
+                var (median, times) = Timing.Median(() => trainer.RunSteps(1), warmup, runs);
+                trainSps = 1.0 / median; trainTimes = times;
+            }
+            finally { try { Directory.Delete(runDir, true); } catch (IOException) { } }
+        }
+        if (what is "sample" or "both")
+        {
+            var sampler = new ClassConditionalSampler(model, info);
+            var labels = Enumerable.Range(0, batch).Select(i => i % cfg.NumClasses).ToList();
+            var options = new SamplingOptions { Steps = sampleSteps, GuidanceScale = guidance, BatchSize = batch, ComputeDtype = dtype, Seed = 7 };
+            var (median, times) = Timing.Median(() => { using var s = sampler.Sample(labels, options); }, Math.Min(warmup, 1), runs);
+            sampleIps = batch / median; sampleTimes = times;
+            if (dtype == ScalarType.BFloat16)
+            {
+                using var scope = torch.NewDisposeScope();
+                using var _ = torch.no_grad();
+                var g = new Generator(3);
+                var x = torch.randn([batch, cfg.InChannels, cfg.InputSize, cfg.InputSize], generator: g);
+                var t = torch.randint(0, 1000, [batch], generator: g);
+                var y = torch.tensor(labels.Select(l => (long)l).ToArray());
+                RandomizeZeroInit(model, g);
+                var reference = model.forward(x, t, y);
+                using var low = new DiffusionTransformer(cfg);
+                IO.StateDict.Load(low, model.state_dict(), "bench");
+                low.to(ScalarType.BFloat16);
+                var lowOut = low.forward(x, t, y);
+                maxDiff = (lowOut - reference).abs().max().item<float>();
+                relDiff = maxDiff / reference.abs().max().item<float>();
+                var f32 = sampler.Sample(labels, options with { ComputeDtype = ScalarType.Float32 });
+                var b16 = sampler.Sample(labels, options);
+                sampleDiff = (f32 - b16).abs().max().item<float>();
+            }
+        }
+        return new BenchResult(cfg, parameters, batch, CliParsing.DtypeName(dtype), torch.get_num_threads(), Environment.GetEnvironmentVariable("GLIBC_TUNABLES"),
+            trainSps, trainTimes, sampleIps, sampleSteps, guidance, sampleTimes, maxDiff, relDiff, sampleDiff, ProcessMemory.PeakResidentBytes());
+    }
+
+    /// <summary>A freshly initialised DiT outputs zero (zeroed output layers); give those layers random values so the
+    /// bf16 error is measured on a model that computes something.</summary>
+    static void RandomizeZeroInit(nn.Module model, Generator g)
+    {
+        using var _ = torch.no_grad();
+        foreach (var (name, p) in model.named_parameters())
+            if (p.abs().max().item<float>() == 0 && p.dim() >= 1)
+                p.copy_(torch.randn(p.shape, generator: g) * (p.dim() > 1 ? 1.0 / Math.Sqrt(p.shape[1]) : 0.05));
+    }
+
+    static void Print(BenchResult r)
+    {
+        var c = r.Config;
+        var table = new Table().AddColumn("measure").AddColumn("value");
+        table.AddRow("model", Markup.Escape($"{c.Block} {c.Depth}x{c.HiddenSize} heads {c.NumHeads} patch {c.PatchSize} on {c.InputSize}x{c.InputSize}x{c.InChannels}, {c.NumClasses} classes, learn sigma {c.LearnSigma} ({r.Parameters:N0} parameters)"));
+        table.AddRow("batch, dtype, threads", Markup.Escape($"{r.Batch}, {r.Dtype}, {r.Threads}; GLIBC_TUNABLES={r.Allocator ?? "(unset)"}"));
+        if (r.TrainStepsPerSec is double tps)
+            table.AddRow("training steps/s", Markup.Escape($"{tps:F3} ({tps * r.Batch:F1} images/s); runs {string.Join(" ", r.TrainTimes!.Select(x => $"{x:F3}s"))}"));
+        if (r.SampleImagesPerSec is double ips)
+            table.AddRow("sampling images/s", Markup.Escape($"{ips:F3} at {r.SampleSteps} DDIM steps, guidance {r.GuidanceScale} ({ips * r.SampleSteps:F2} image-steps/s); runs {string.Join(" ", r.SampleTimes!.Select(x => $"{x:F3}s"))}"));
+        if (r.Bf16MaxAbsDiff is double d)
+            table.AddRow("bf16 vs float32", Markup.Escape($"model output max |diff| {d:G3} ({r.Bf16RelDiff:P2} of max |output|); {r.SampleSteps}-step samples max |diff| {r.Bf16SampleMaxAbsDiff:G3}"));
+        table.AddRow("peak resident memory", $"{r.PeakRssBytes / 1048576.0:F0} MiB");
+        AnsiConsole.Write(table);
+    }
+
+    /// <summary>Random stand-in latents for timing (the values do not change the cost).</summary>
+    sealed class RandomLatents(TransformerConfig cfg, int count) : ITrainingData
+    {
+        readonly Tensor _x = torch.randn([count, cfg.InChannels, cfg.InputSize, cfg.InputSize], generator: new Generator(11)).DetachFromDisposeScope();
+        readonly Tensor _y = torch.randint(0, cfg.NumClasses, [count], generator: new Generator(12)).DetachFromDisposeScope();
+        public long Count => count;
+        public (Tensor x, Tensor labels) GetBatch(long[] indices, Generator generator, bool horizontalFlip)
+        {
+            using var idx = torch.tensor(indices);
+            return (_x.index_select(0, idx), _y.index_select(0, idx));
+        }
+    }
+}
