@@ -148,14 +148,16 @@ public sealed class FidInceptionV3 : nn.Module<Tensor, Tensor[]>
     /// environment variable <see cref="WeightsEnvVar"/>. Accepts the TF-ported .pth of pytorch-fid or a safetensors
     /// file in either naming. A missing file is an <see cref="LdmException"/> that says where to get it.
     /// </summary>
-    public static FidInceptionV3 Load(string? weightsPath = null, bool withLogits = false, IEnumerable<int>? outputBlocks = null)
+    /// <param name="withLogits">true: the file must hold <c>fc.*</c>; false: ignore it; null: keep it when present.</param>
+    public static FidInceptionV3 Load(string? weightsPath = null, bool? withLogits = false, IEnumerable<int>? outputBlocks = null)
     {
         string path = ResolveWeightsPath(weightsPath);
         var dict = ReadStateDict(path);
-        var model = new FidInceptionV3(outputBlocks, withLogits: withLogits);
+        bool logits = withLogits ?? dict.ContainsKey("fc.weight");
+        var model = new FidInceptionV3(outputBlocks, withLogits: logits);
         try
         {
-            if (withLogits && !dict.ContainsKey("fc.weight"))
+            if (logits && !dict.ContainsKey("fc.weight"))
                 throw new LdmException($"'{path}' holds no classifier layer (fc.weight), needed for the Inception Score; use {WeightsFileName} or leave out the Inception Score.");
             model.LoadWeights(dict, path);
         }
