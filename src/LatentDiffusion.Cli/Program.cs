@@ -7,6 +7,8 @@ var root = new RootCommand("ldm: Transformer latent diffusion in .NET — train,
 foreach (var command in new[]
 {
     SampleCommand.Create(),
+    TrainClassifierCommand.Create(),
+    EvaluateCommand.Create(),
 })
     root.Subcommands.Add(command);
 return CliRunner.Run(root, args);

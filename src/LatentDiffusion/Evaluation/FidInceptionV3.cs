@@ -184,6 +184,6 @@ public sealed class FidInceptionV3 : nn.Module<Tensor, Tensor[]>
             using var file = SafetensorsFile.Open(path);
             return file.ReadAll();
         }
-        return PyTorchStateDict.Read(path);
+        return PyTorchCheckpoint.Load(path);
     }
 }

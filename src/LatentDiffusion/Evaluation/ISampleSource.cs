@@ -7,15 +7,15 @@ namespace LatentDiffusion.Evaluation;
 /// A batch of images to evaluate: <see cref="Images"/> uint8 (N, C, H, W) — what would be saved as PNG — and,
 /// for class-conditional data, <see cref="Labels"/> int64 (N).
 /// </summary>
-public sealed class ImageBatch : IDisposable
+public sealed class SampleBatch : IDisposable
 {
     public Tensor Images { get; }
     public Tensor? Labels { get; }
 
-    public ImageBatch(Tensor images, Tensor? labels = null)
+    public SampleBatch(Tensor images, Tensor? labels = null)
     {
         if (images.dim() != 4 || images.dtype != ScalarType.Byte)
-            throw new LdmException($"an image batch must be uint8 (N, C, H, W), got {images.dtype} [{string.Join(",", images.shape)}]; quantise with ImageBatch.FromSigned.");
+            throw new LdmException($"an image batch must be uint8 (N, C, H, W), got {images.dtype} [{string.Join(",", images.shape)}]; quantise with SampleBatch.FromSigned.");
         if (labels is not null && labels.shape[0] != images.shape[0])
             throw new LdmException($"{images.shape[0]} images but {labels.shape[0]} labels in a batch; give one label per image.");
         Images = images;
@@ -24,10 +24,10 @@ public sealed class ImageBatch : IDisposable
 
     /// <summary>From float images in [-1, 1] (a decoder's output), quantised as torchvision's save_image:
     /// floor(clamp(x·127.5 + 128, 0, 255)).</summary>
-    public static ImageBatch FromSigned(Tensor images, Tensor? labels = null)
+    public static SampleBatch FromSigned(Tensor images, Tensor? labels = null)
     {
         var bytes = images.detach().cpu().to(ScalarType.Float32).mul(127.5).add(128.0).clamp(0.0, 255.0).floor().to(ScalarType.Byte);
-        return new ImageBatch(bytes, labels?.detach().cpu().to(ScalarType.Int64));
+        return new SampleBatch(bytes, labels?.detach().cpu().to(ScalarType.Int64));
     }
 
     public void Dispose() { Images.Dispose(); Labels?.Dispose(); }
@@ -46,5 +46,5 @@ public interface ISampleSource
     long? Count { get; }
 
     /// <summary>Images in batches of at most <paramref name="batchSize"/>, at most <paramref name="limit"/> in all.</summary>
-    IEnumerable<ImageBatch> Batches(int batchSize, long? limit = null);
+    IEnumerable<SampleBatch> Batches(int batchSize, long? limit = null);
 }

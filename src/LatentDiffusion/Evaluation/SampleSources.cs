@@ -12,20 +12,20 @@ public sealed class TensorSampleSource : ISampleSource
 
     public TensorSampleSource(Tensor images, Tensor? labels, string description)
     {
-        using var check = new ImageBatch(images.alias(), labels?.alias()); // validates dtype and shapes
+        using var check = new SampleBatch(images.alias(), labels?.alias()); // validates dtype and shapes
         _images = images; _labels = labels; Description = description;
     }
 
     public string Description { get; }
     public long? Count => _images.shape[0];
 
-    public IEnumerable<ImageBatch> Batches(int batchSize, long? limit = null)
+    public IEnumerable<SampleBatch> Batches(int batchSize, long? limit = null)
     {
         long n = Math.Min(_images.shape[0], limit ?? long.MaxValue);
         for (long begin = 0; begin < n; begin += batchSize)
         {
             long len = Math.Min(batchSize, n - begin);
-            yield return new ImageBatch(_images.narrow(0, begin, len).clone(), _labels?.narrow(0, begin, len).to(ScalarType.Int64).clone());
+            yield return new SampleBatch(_images.narrow(0, begin, len).clone(), _labels?.narrow(0, begin, len).to(ScalarType.Int64).clone());
         }
     }
 }
@@ -48,7 +48,7 @@ public sealed class NpzSampleSource : ISampleSource
     public string Description => _path;
     public long? Count => null;
 
-    public IEnumerable<ImageBatch> Batches(int batchSize, long? limit = null)
+    public IEnumerable<SampleBatch> Batches(int batchSize, long? limit = null)
     {
         var arrays = Npz.Read(_path);
         try
@@ -103,7 +103,7 @@ public sealed class ImageFolderSampleSource : ISampleSource
     public long? Count => _files.Count;
     public bool HasLabels => ClassNames.Count > 0;
 
-    public IEnumerable<ImageBatch> Batches(int batchSize, long? limit = null)
+    public IEnumerable<SampleBatch> Batches(int batchSize, long? limit = null)
     {
         int n = (int)Math.Min(_files.Count, limit ?? long.MaxValue);
         int? w = null, h = null;
@@ -125,7 +125,21 @@ public sealed class ImageFolderSampleSource : ISampleSource
             using var nhwc = torch.tensor(data, [len, h.Value, w.Value, _channels], ScalarType.Byte);
             var images = nhwc.permute(0, 3, 1, 2).contiguous();
             Tensor? labels = HasLabels ? torch.tensor(_files.Skip(begin).Take(len).Select(f => f.label).ToArray()) : null;
-            yield return new ImageBatch(images, labels);
+            yield return new SampleBatch(images, labels);
         }
+    }
+}
+
+/// <summary>An in-memory <see cref="Data.ImageDataset"/> (Fashion-MNIST, an image folder, the shapes set) as a sample source;
+/// labels are given only when the whole set is labelled.</summary>
+public sealed class DatasetSampleSource(Data.ImageDataset dataset) : ISampleSource
+{
+    public string Description => dataset.Source;
+    public long? Count => dataset.Count;
+
+    public IEnumerable<SampleBatch> Batches(int batchSize, long? limit = null)
+    {
+        bool labelled = dataset.HasLabels && dataset.Labels.min().item<long>() >= 0;
+        return new TensorSampleSource(dataset.Images, labelled ? dataset.Labels : null, dataset.Source).Batches(batchSize, limit);
     }
 }
