@@ -44,19 +44,30 @@ public static class TrainClassifierCommand
                 };
                 AnsiConsole.MarkupLineInterpolated($"training on [bold]{train.Count}[/] images of {train.Source} ({config.NumClasses} classes, {config.Channels}x{config.ImageSize}x{config.ImageSize}), testing on {test.Count}");
                 var sw = System.Diagnostics.Stopwatch.StartNew();
-                AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
-                    .Start(ctx =>
+                if (Console.IsOutputRedirected)
+                {
+                    // Logs get one line per epoch instead of a redrawn progress bar.
+                    DomainClassifierTrainer.Train(model, train.Images, train.Labels, options, (epoch, step, steps, loss) =>
                     {
-                        var tasks = Enumerable.Range(1, options.Epochs).Select(e => ctx.AddTask($"epoch {e}/{options.Epochs}", autoStart: false)).ToList();
-                        DomainClassifierTrainer.Train(model, train.Images, train.Labels, options, (epoch, step, steps, loss) =>
-                        {
-                            var task = tasks[epoch];
-                            if (!task.IsStarted) task.StartTask();
-                            task.MaxValue = steps;
-                            task.Value = step;
-                            task.Description = $"epoch {epoch + 1}/{options.Epochs} loss {loss:F4}";
-                        });
+                        if (step == steps) Console.WriteLine($"epoch {epoch + 1}/{options.Epochs}: loss {loss:F4} ({sw.Elapsed.TotalSeconds:F0} s)");
                     });
+                }
+                else
+                {
+                    AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+                        .Start(ctx =>
+                        {
+                            var tasks = Enumerable.Range(1, options.Epochs).Select(e => ctx.AddTask($"epoch {e}/{options.Epochs}", autoStart: false)).ToList();
+                            DomainClassifierTrainer.Train(model, train.Images, train.Labels, options, (epoch, step, steps, loss) =>
+                            {
+                                var task = tasks[epoch];
+                                if (!task.IsStarted) task.StartTask();
+                                task.MaxValue = steps;
+                                task.Value = step;
+                                task.Description = $"epoch {epoch + 1}/{options.Epochs} loss {loss:F4}";
+                            });
+                        });
+                }
                 double accuracy = DomainClassifierTrainer.Accuracy(model, test.Images, test.Labels);
                 string outPath = r.GetValue(output)!;
                 model.Save(outPath, new Dictionary<string, string>
