@@ -6,9 +6,11 @@ using LatentDiffusion.Cli.Commands;
 var root = new RootCommand("ldm: Transformer latent diffusion in .NET — train, sample, evaluate and convert diffusion models.");
 foreach (var command in new[]
 {
-    SampleCommand.Create(),
-    TrainCommand.Create(),
     QuickstartCommand.Create(),
+    TrainCommand.Create(),
+    SampleCommand.Create(),
+    EvaluateCommand.Create(),
+    TrainClassifierCommand.Create(),
     BenchCommand.Create(),
 })
     root.Subcommands.Add(command);

@@ -1,0 +1,50 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LatentDiffusion.Evaluation;
+
+/// <summary>
+/// A batch of images to evaluate: <see cref="Images"/> uint8 (N, C, H, W) — what would be saved as PNG — and,
+/// for class-conditional data, <see cref="Labels"/> int64 (N).
+/// </summary>
+public sealed class SampleBatch : IDisposable
+{
+    public Tensor Images { get; }
+    public Tensor? Labels { get; }
+
+    public SampleBatch(Tensor images, Tensor? labels = null)
+    {
+        if (images.dim() != 4 || images.dtype != ScalarType.Byte)
+            throw new LdmException($"an image batch must be uint8 (N, C, H, W), got {images.dtype} [{string.Join(",", images.shape)}]; quantise with SampleBatch.FromSigned.");
+        if (labels is not null && labels.shape[0] != images.shape[0])
+            throw new LdmException($"{images.shape[0]} images but {labels.shape[0]} labels in a batch; give one label per image.");
+        Images = images;
+        Labels = labels;
+    }
+
+    /// <summary>From float images in [-1, 1] (a decoder's output), quantised as torchvision's save_image:
+    /// floor(clamp(x·127.5 + 128, 0, 255)).</summary>
+    public static SampleBatch FromSigned(Tensor images, Tensor? labels = null)
+    {
+        var bytes = images.detach().cpu().to(ScalarType.Float32).mul(127.5).add(128.0).clamp(0.0, 255.0).floor().to(ScalarType.Byte);
+        return new SampleBatch(bytes, labels?.detach().cpu().to(ScalarType.Int64));
+    }
+
+    public void Dispose() { Images.Dispose(); Labels?.Dispose(); }
+}
+
+/// <summary>
+/// Where images to evaluate come from: a folder, an .npz of samples, a data set, or a sampler running a diffusion
+/// checkpoint. Batches are produced lazily; the consumer disposes each batch.
+/// </summary>
+public interface ISampleSource
+{
+    /// <summary>Says what the images are (a path, "fashion-mnist test", "DiT-S/2 ckpt, DDIM 50 steps").</summary>
+    string Description { get; }
+
+    /// <summary>How many images the source will give, when known in advance.</summary>
+    long? Count { get; }
+
+    /// <summary>Images in batches of at most <paramref name="batchSize"/>, at most <paramref name="limit"/> in all.</summary>
+    IEnumerable<SampleBatch> Batches(int batchSize, long? limit = null);
+}

@@ -1,0 +1,169 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LatentDiffusion.Evaluation;
+
+/// <summary>Features (and logits, labels) of a whole image set, float32 on CPU.</summary>
+public sealed class ExtractedFeatures : IDisposable
+{
+    public required Tensor Features { get; init; }
+    public Tensor? Logits { get; init; }
+    public Tensor? Labels { get; init; }
+    /// <summary>The images themselves (uint8 NCHW), kept only when asked for (e.g. to export an .npz).</summary>
+    public Tensor? Images { get; init; }
+    public long Count => Features.shape[0];
+
+    public void Dispose() { Features.Dispose(); Logits?.Dispose(); Labels?.Dispose(); Images?.Dispose(); }
+}
+
+/// <summary>What to compare the samples with: reference images, or precomputed statistics (FID only).</summary>
+public sealed class EvaluationReference
+{
+    public ISampleSource? Images { get; private init; }
+    public FeatureStatistics? Statistics { get; private init; }
+    public required string Description { get; init; }
+
+    public static EvaluationReference FromImages(ISampleSource images) => new() { Images = images, Description = images.Description };
+    public static EvaluationReference FromStatistics(FeatureStatistics statistics, string description) =>
+        new() { Statistics = statistics, Description = description };
+}
+
+public sealed record EvaluationOptions
+{
+    public int BatchSize { get; init; } = 100;
+    /// <summary>At most this many samples (and reference images) are used.</summary>
+    public long? MaxSamples { get; init; }
+    public bool PrecisionRecall { get; init; } = true;
+    public int NearestK { get; init; } = 3;
+    public bool InceptionScore { get; init; } = true;
+    public int InceptionScoreSplits { get; init; } = 10;
+    public long Seed { get; init; } = 0;
+    /// <summary>Keep the sample images in <see cref="EvaluationResult.Samples"/> (to export them).</summary>
+    public bool KeepSampleImages { get; init; }
+}
+
+public sealed class EvaluationResult : IDisposable
+{
+    public required EvaluationReport Report { get; init; }
+    public required ExtractedFeatures Samples { get; init; }
+    public ExtractedFeatures? Reference { get; init; }
+    public void Dispose() { Samples.Dispose(); Reference?.Dispose(); }
+}
+
+/// <summary>
+/// Computes the metrics of a sample set against a reference with one feature network: FID (on that network's
+/// features), precision/recall (k-NN, with reference images), Inception Score (Inception logits), sample accuracy
+/// (classifier predictions vs the samples' class labels) and, for labelled reference images, reference accuracy.
+/// </summary>
+public static class SampleEvaluator
+{
+    public static ExtractedFeatures Extract(IFeatureExtractor extractor, ISampleSource source, int batchSize, long? limit = null,
+        bool keepImages = false, Action<long>? progress = null)
+    {
+        if (batchSize < 1) throw new LdmException($"batch size must be positive, got {batchSize}.");
+        var features = new List<Tensor>(); var logits = new List<Tensor>(); var labels = new List<Tensor>(); var images = new List<Tensor>();
+        long count = 0; bool labelled = true;
+        try
+        {
+            foreach (var batch in source.Batches(batchSize, limit))
+            {
+                using (batch)
+                using (var scope = torch.NewDisposeScope())
+                using (torch.no_grad())
+                {
+                    var (f, l) = extractor.Extract(batch.Images);
+                    features.Add(f.to(ScalarType.Float32).MoveToOuterDisposeScope());
+                    if (l is not null) logits.Add(l.to(ScalarType.Float32).MoveToOuterDisposeScope());
+                    if (batch.Labels is null) labelled = false; else labels.Add(batch.Labels.clone().MoveToOuterDisposeScope());
+                    if (keepImages) images.Add(batch.Images.clone().MoveToOuterDisposeScope());
+                    count += batch.Images.shape[0];
+                }
+                progress?.Invoke(count);
+            }
+            if (count == 0) throw new LdmException($"'{source.Description}' gave no images; check the path or the sample count.");
+            return new ExtractedFeatures
+            {
+                Features = torch.cat(features, 0),
+                Logits = logits.Count == features.Count && logits.Count > 0 ? torch.cat(logits, 0) : null,
+                Labels = labelled && labels.Count > 0 ? torch.cat(labels, 0) : null,
+                Images = keepImages ? torch.cat(images, 0) : null,
+            };
+        }
+        finally
+        {
+            foreach (var t in features.Concat(logits).Concat(labels).Concat(images)) t.Dispose();
+        }
+    }
+
+    public static EvaluationResult Evaluate(IFeatureExtractor extractor, ISampleSource samples, EvaluationReference reference,
+        EvaluationOptions options, Action<string, long>? progress = null)
+    {
+        var sampleFeatures = Extract(extractor, samples, options.BatchSize, options.MaxSamples, options.KeepSampleImages,
+            n => progress?.Invoke("samples", n));
+        ExtractedFeatures? refFeatures = null;
+        try
+        {
+            var metrics = new SortedDictionary<string, double>(StringComparer.Ordinal);
+            using var sampleStats = FeatureStatistics.FromActivations(sampleFeatures.Features);
+            FeatureStatistics refStats;
+            if (reference.Statistics is { } given)
+            {
+                if (given.Dim != extractor.FeatureDim)
+                    throw new LdmException($"the reference statistics have {given.Dim} dimensions but {extractor.Name} gives {extractor.FeatureDim}; use statistics made with the same feature network.");
+                refStats = given;
+            }
+            else
+            {
+                refFeatures = Extract(extractor, reference.Images!, options.BatchSize, options.MaxSamples, false, n => progress?.Invoke("reference", n));
+                refStats = FeatureStatistics.FromActivations(refFeatures.Features);
+            }
+            try { metrics["fid"] = FrechetDistance.Compute(sampleStats, refStats); }
+            finally { if (!ReferenceEquals(refStats, reference.Statistics)) refStats.Dispose(); }
+
+            if (options.PrecisionRecall && refFeatures is not null)
+            {
+                var (p, r) = PrecisionRecall.Compute(refFeatures.Features, sampleFeatures.Features, options.NearestK);
+                metrics["precision"] = p;
+                metrics["recall"] = r;
+            }
+            bool isInception = extractor is InceptionFeatureExtractor;
+            if (options.InceptionScore && isInception && sampleFeatures.Logits is { } logits && sampleFeatures.Count >= options.InceptionScoreSplits)
+            {
+                var (mean, std) = InceptionScore.Compute(logits, options.InceptionScoreSplits, options.Seed);
+                metrics["inception_score_mean"] = mean;
+                metrics["inception_score_std"] = std;
+            }
+            if (!isInception && extractor.ClassNames.Count > 0)
+            {
+                if (sampleFeatures.Logits is { } sl && sampleFeatures.Labels is { } slab)
+                    metrics["sample_accuracy"] = Accuracy(sl, slab);
+                if (refFeatures?.Logits is { } rl && refFeatures.Labels is { } rlab)
+                    metrics["reference_accuracy"] = Accuracy(rl, rlab);
+            }
+            var report = new EvaluationReport
+            {
+                FeatureNetwork = extractor.Name,
+                Metrics = metrics,
+                SampleCount = sampleFeatures.Count,
+                ReferenceCount = refFeatures?.Count,
+                Samples = samples.Description,
+                Reference = reference.Description,
+                Seed = options.Seed,
+                NearestK = metrics.ContainsKey("precision") ? options.NearestK : null,
+            };
+            return new EvaluationResult { Report = report, Samples = sampleFeatures, Reference = refFeatures };
+        }
+        catch
+        {
+            sampleFeatures.Dispose(); refFeatures?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Share of rows whose arg-max equals the label.</summary>
+    public static double Accuracy(Tensor logits, Tensor labels)
+    {
+        using var scope = torch.NewDisposeScope();
+        return logits.argmax(1).eq(labels.to(ScalarType.Int64)).to(ScalarType.Float64).mean().item<double>();
+    }
+}
