@@ -5,10 +5,22 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$here/scripts/setup.sh"
 cd "$here"
 rm -f artifacts/fixtures-report.txt
-status=0
-dotnet test LatentDiffusion.slnx -c Release --no-build -nologo --logger "console;verbosity=minimal" "$@" || status=$?
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+dotnet test LatentDiffusion.slnx -c Release --no-build -nologo --logger "console;verbosity=normal" "$@" 2>&1 | tee "$log" | grep -vE '^\s+Passed |^\s*$'
+status=${PIPESTATUS[0]}
+set -e
 if [ -f artifacts/fixtures-report.txt ]; then
   grep -E '^(FAIL|SKIP)' artifacts/fixtures-report.txt || true
   tail -n 1 artifacts/fixtures-report.txt
 fi
-exit $status
+# One closing line in the plain form: "N passed, N failed, N skipped".
+summary=$(grep -E 'Failed:\s+[0-9]+, Passed:\s+[0-9]+, Skipped:\s+[0-9]+' "$log" | tail -n 1 || true)
+if [ -n "$summary" ]; then
+  failed=$(sed -E 's/.*Failed:\s+([0-9]+).*/\1/' <<<"$summary")
+  passed=$(sed -E 's/.*Passed:\s+([0-9]+).*/\1/' <<<"$summary")
+  skipped=$(sed -E 's/.*Skipped:\s+([0-9]+).*/\1/' <<<"$summary")
+  echo "tests: $passed passed, $failed failed, $skipped skipped"
+fi
+exit "$status"
