@@ -1,0 +1,60 @@
+using LatentDiffusion.IO;
+using LatentDiffusion.Transformers;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LatentDiffusion.Tests;
+
+/// <summary>An official DiT state dict saved as a PyTorch .pt file converts into a denoiser checkpoint that
+/// reproduces the official forward pass (the dit_forward fixture's weights, inputs and outputs).</summary>
+public class DiTConversionTests
+{
+    static string FixtureDir => Path.Combine(RepoPaths.Fixtures, "dit_forward");
+
+    [Fact]
+    public void ConvertsAnOfficialPtStateDictAndKeepsTheForwardPass()
+    {
+        Assert.True(Directory.Exists(FixtureDir), $"fixture folder missing: {FixtureDir}");
+        string dir = RepoPaths.NewTempDir("ditconv");
+        string pt = Path.Combine(dir, "DiT-tiny.pt"), output = Path.Combine(dir, "dit.safetensors");
+        using (var weights = SafetensorsFile.Open(Path.Combine(FixtureDir, "weights.safetensors")))
+            PyTorchCheckpoint.Save(pt, weights.ReadAll());
+
+        var config = DiTConversion.Convert(pt, output, numHeads: 4);
+        Assert.Equal(BlockType.AdaLnZero, config.Block);
+        Assert.Equal((8, 2, 4, 64, 2, 10, true), (config.InputSize, config.PatchSize, config.InChannels, config.HiddenSize, config.Depth, config.NumClasses, config.LearnSigma));
+
+        var (model, info) = TransformerCheckpoint.Load(output);
+        using (model)
+        using (var data = SafetensorsFile.Open(Path.Combine(FixtureDir, "data.safetensors")))
+        using (torch.no_grad())
+        {
+            Assert.Equal("latent", info.Space);
+            var outp = model.forward(data.Read("forward.x"), data.Read("forward.t"), data.Read("forward.y"));
+            double err = (outp - data.Read("forward.out")).abs().max().item<float>();
+            Assert.True(err < 4e-5, $"converted model differs from the official output by {err}");
+        }
+    }
+
+    [Fact]
+    public void AHeadCountOutsideThePresetsMustBeGiven()
+    {
+        string dir = RepoPaths.NewTempDir("ditconv");
+        string pt = Path.Combine(dir, "DiT-tiny.pt");
+        using (var weights = SafetensorsFile.Open(Path.Combine(FixtureDir, "weights.safetensors")))
+            PyTorchCheckpoint.Save(pt, weights.ReadAll());
+        var e = Assert.Throws<LdmException>(() => DiTConversion.Convert(pt, Path.Combine(dir, "out.safetensors")));
+        Assert.Contains("--num-heads", e.Message);
+        Assert.False(File.Exists(Path.Combine(dir, "out.safetensors")));
+    }
+
+    [Fact]
+    public void ANonDiTFileIsRefusedByName()
+    {
+        string dir = RepoPaths.NewTempDir("ditconv");
+        string pt = Path.Combine(dir, "other.pt");
+        PyTorchCheckpoint.Save(pt, new Dictionary<string, Tensor> { ["encoder.conv_in.weight"] = torch.zeros(2, 2) });
+        var e = Assert.Throws<LdmException>(() => DiTConversion.Convert(pt, Path.Combine(dir, "out.safetensors")));
+        Assert.Contains("not an official DiT", e.Message);
+    }
+}
