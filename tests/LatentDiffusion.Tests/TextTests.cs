@@ -227,6 +227,56 @@ public class TextTests
         }
     }
 
+    [Fact]
+    public void Bf16TextModelIsCloseToTheFloat32Model()
+    {
+        using var scope = torch.NewDisposeScope();
+        var config = TinyText(BlockType.InContext);
+        using var model = new DiffusionTransformer(config, seed: 1);
+        Perturb(model, 6, std: 0.05);
+        model.eval();
+        using var bf16 = new DiffusionTransformer(config);
+        IO.StateDict.Load(bf16, model.state_dict(), "test");
+        bf16.to(ScalarType.BFloat16);
+        bf16.eval();
+        var (x, t) = Batch(2);
+        var ids = torch.tensor(new long[] { 3, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }).reshape(2, 6);
+        var a = model.ForwardText(x, t, ids, ids.ne(0));
+        var b = bf16.ForwardText(x, t, ids, ids.ne(0));
+        Assert.Equal(ScalarType.Float32, b.dtype);
+        double err = (a - b).abs().max().item<float>(), scale = a.abs().max().item<float>();
+        Assert.True(err < 0.05 * Math.Max(1, scale), $"bf16 error {err} for outputs up to {scale}");
+    }
+
+    [Fact]
+    public void CaptionedFolderTrainsAGpt2TextModel()
+    {
+        string folder = RepoPaths.NewTempDir("text-folder");
+        var scenes = ShapesDataset.GenerateScenes(6, seed: 2, text: true);
+        var lines = new List<string>();
+        for (int i = 0; i < scenes.Length; i++)
+        {
+            IO.ImageFile.Write(Path.Combine(folder, $"img{i}.png"), ShapesDataset.Render(scenes[i]));
+            lines.Add(System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, string> { ["file_name"] = $"img{i}.png", ["text"] = ShapesDataset.Caption(scenes[i]) }));
+        }
+        File.WriteAllLines(Path.Combine(folder, CaptionedFolderDataset.MetadataFileName), lines);
+
+        using var data = TrainCommand.LoadData(folder, 0, 32, 3, false, 0);
+        Assert.True(TrainCommand.IsTextCondition("auto", folder, data));
+        var info = TrainCommand.BuildInfo(
+            new TrainCommand.ModelChoice("S/4", BlockType.CrossAttention, false, HiddenSize: 32, Depth: 1, NumHeads: 2, PatchSize: 8, LearnSigma: true),
+            data, new TrainCommand.TextChoice("gpt2", MaxTokens: 24));
+        Assert.Equal(new TextConditionConfig { Tokenizer = "gpt2", VocabSize = 50257, MaxTokens = 24, DropoutProb = 0.1 }, info.Transformer.Text);
+        string run = RepoPaths.NewTempDir("text-folder-run");
+        using (var trainer = new DiffusionTrainer(info, new PixelTrainingData(data), new DiffusionTrainingOptions { Steps = 1, BatchSize = 3, Seed = 1 }, run))
+            trainer.Run();
+        var loaded = TransformerCheckpoint.PeekInfo(Path.Combine(run, DiffusionTrainer.ModelFile));
+        Assert.Same(Gpt2Tokenizer.Instance, loaded.Tokenizer);
+        var tooShort = Assert.Throws<LdmException>(() => TrainCommand.BuildInfo(
+            new TrainCommand.ModelChoice("S/4", BlockType.InContext, false, 32, 1, 2, 8, true), data, new TrainCommand.TextChoice("word", MaxTokens: 2)));
+        Assert.Contains("--max-text-tokens", tooShort.Message);
+    }
+
     static (int code, string stderr) RunCli(params string[] args)
     {
         var root = new RootCommand("test") { TrainCommand.Create(), SampleCommand.Create() };
