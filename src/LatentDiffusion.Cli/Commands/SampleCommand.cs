@@ -8,14 +8,16 @@ using static TorchSharp.torch;
 
 namespace LatentDiffusion.Cli.Commands;
 
-/// <summary>`ldm sample`: class-conditional samples from a Transformer checkpoint, as PNGs and a grid (pixel space) or latents.</summary>
+/// <summary>`ldm sample`: class- or text-conditional samples from a Transformer checkpoint, as PNGs and a grid (pixel space) or latents.</summary>
 public static class SampleCommand
 {
     public static Command Create()
     {
         var model = new Option<string>("--model", "-m") { Description = "Denoiser checkpoint (.safetensors made by ldm train or ldm convert).", Required = true };
-        var classes = new Option<string?>("--classes", "-c") { Description = "Class ids: 3, 0,5,7, 0-11 or all (default all). Cycled to fill --num." };
-        var num = new Option<int?>("--num", "-n") { Description = "Number of images (default: 4 per listed class, at most 64)." };
+        var classes = new Option<string?>("--classes", "-c") { Description = "Class models: class ids 3, 0,5,7, 0-11 or all (default all). Cycled to fill --num." };
+        var prompt = new Option<string[]>("--prompt", "-p") { Description = "Text models: a caption to draw (repeat the option for several). Cycled to fill --num." };
+        var promptsFile = new Option<string?>("--prompts-file") { Description = "Text models: a text file with one caption per line (blank lines skipped)." };
+        var num = new Option<int?>("--num", "-n") { Description = "Number of images (default: 4 per listed class or prompt, at most 64)." };
         var guidance = new Option<double>("--guidance", "-g") { Description = "Classifier-free guidance scale (1 = none).", DefaultValueFactory = _ => 4.0 };
         var sampler = new Option<string>("--sampler") { Description = "ddim or ddpm.", DefaultValueFactory = _ => "ddim" };
         var steps = new Option<int>("--steps") { Description = "Sampling steps.", DefaultValueFactory = _ => 50 };
@@ -28,13 +30,24 @@ public static class SampleCommand
 
         var command = new Command("sample", "Generate class-conditional samples from a diffusion Transformer checkpoint.")
         {
-            model, classes, num, guidance, sampler, steps, eta, seed, batch, dtype, output, columns,
+            model, classes, prompt, promptsFile, num, guidance, sampler, steps, eta, seed, batch, dtype, output, columns,
         };
         command.SetAction(parse =>
         {
             string modelPath = CliParsing.ExistingFile(parse.GetValue(model)!, "--model");
             var info = TransformerCheckpoint.PeekInfo(modelPath);
-            var ids = CliParsing.ClassIds(parse.GetValue(classes), info.Transformer.NumClasses);
+            var prompts = ReadPrompts(parse.GetValue(prompt), parse.GetValue(promptsFile));
+            if (info.Transformer.IsTextConditional)
+            {
+                if (parse.GetValue(classes) != null)
+                    throw new LdmException("this is a text-conditioned model; describe the images with --prompt \"...\" instead of --classes.");
+                if (prompts.Count == 0)
+                    throw new LdmException("this is a text-conditioned model; give at least one --prompt \"...\" (or --prompts-file).");
+            }
+            else if (prompts.Count > 0)
+                throw new LdmException("this is a class-conditional model; choose classes with --classes instead of --prompt.");
+            var ids = info.Transformer.IsTextConditional ? Enumerable.Range(0, prompts.Count).ToList()
+                : CliParsing.ClassIds(parse.GetValue(classes), info.Transformer.NumClasses);
             int count = parse.GetValue(num) ?? Math.Min(64, ids.Count * 4);
             if (count < 1) throw new LdmException($"--num must be at least 1, got {count}.");
             var labels = Enumerable.Range(0, count).Select(i => ids[i % ids.Count]).OrderBy(c => ids.IndexOf(c)).ToList();
@@ -49,23 +62,32 @@ public static class SampleCommand
                 ComputeDtype = CliParsing.Dtype(parse.GetValue(dtype)),
             };
             options.Validate();
-            if (info.Transformer.NumClasses > 0)
+            if (!info.Transformer.IsTextConditional && info.Transformer.NumClasses > 0)
                 foreach (var id in labels)
                     if (id < 0 || id >= info.Transformer.NumClasses)
                         throw new LdmException($"class id {id} is outside this model's classes 0..{info.Transformer.NumClasses - 1}; pass ids in that range.");
             string outDir = CliParsing.OutputFolder(parse.GetValue(output)!, "--out");
 
-            var (net, _) = TransformerCheckpoint.Load(modelPath);
+            var (net, loadedInfo) = TransformerCheckpoint.Load(modelPath);
             using (net)
             {
-                var sampler = new ClassConditionalSampler(net, info);
+                // Labels index the prompt list for a text model; every prompt is tokenized before sampling starts.
+                var imagePrompts = loadedInfo.Transformer.IsTextConditional ? labels.Select(i => prompts[i]).ToList() : null;
+                var textSampler = imagePrompts != null ? new TextConditionalSampler(net, loadedInfo) : null;
+                if (textSampler != null) textSampler.Tokenize(prompts).Dispose();
+                var classSampler = imagePrompts == null ? new ClassConditionalSampler(net, loadedInfo) : null;
                 int totalSteps = (count + options.BatchSize - 1) / options.BatchSize * options.Steps;
                 var clock = System.Diagnostics.Stopwatch.StartNew();
                 using var samples = ConsoleProgress.Run($"sampling {count} images", totalSteps, report =>
-                    sampler.Sample(labels, options, (doneImages, step, stepsPerBatch) =>
-                        report(doneImages / options.BatchSize * stepsPerBatch + step + 1, $"({options.Sampler.ToString().ToLowerInvariant()}, {options.Steps} steps)")));
+                {
+                    Action<int, int, int> onStep = (doneImages, step, stepsPerBatch) =>
+                        report(doneImages / options.BatchSize * stepsPerBatch + step + 1, $"({options.Sampler.ToString().ToLowerInvariant()}, {options.Steps} steps)");
+                    return textSampler != null ? textSampler.Sample(imagePrompts!, options, onStep) : classSampler!.Sample(labels, options, onStep);
+                });
                 double seconds = clock.Elapsed.TotalSeconds;
-                var written = WriteOutputs(samples, labels, info, outDir, parse.GetValue(columns) ?? DefaultColumns(labels));
+                int gridColumns = parse.GetValue(columns) ?? DefaultColumns(labels);
+                var written = imagePrompts != null ? WriteTextOutputs(samples, imagePrompts, info, outDir, gridColumns)
+                    : WriteOutputs(samples, labels, info, outDir, gridColumns);
                 Console.WriteLine($"{count} samples in {seconds:F1} s ({count / seconds:F2} images/s); wrote {written}");
             }
             return 0;
@@ -100,6 +122,49 @@ public static class SampleCommand
         string grid = Path.Combine(outDir, "grid.png");
         ImageGrid.Save(grid, samples, columns);
         return $"{labels.Count} PNGs and the grid {grid}";
+    }
+
+    /// <summary>The --prompt values and the lines of --prompts-file, in that order.</summary>
+    internal static List<string> ReadPrompts(string[]? prompts, string? file)
+    {
+        var all = new List<string>();
+        foreach (var p in prompts ?? [])
+        {
+            if (string.IsNullOrWhiteSpace(p))
+                throw new LdmException("--prompt is empty; describe the image (the empty caption is the unconditional input, use --guidance 0 for unconditional samples).");
+            all.Add(p.Trim());
+        }
+        if (file != null)
+        {
+            CliParsing.ExistingFile(file, "--prompts-file");
+            var lines = File.ReadAllLines(file).Where(l => !string.IsNullOrWhiteSpace(l)).Select(l => l.Trim()).ToList();
+            if (lines.Count == 0) throw new LdmException($"--prompts-file '{file}' holds no prompts; write one caption per line.");
+            all.AddRange(lines);
+        }
+        return all;
+    }
+
+    /// <summary>Text models: PNGs named by prompt, prompts.txt (one line per image) and a grid; latents for latent-space models.</summary>
+    internal static string WriteTextOutputs(Tensor samples, List<string> prompts, DenoiserInfo info, string outDir, int columns)
+    {
+        string promptsPath = Path.Combine(outDir, "prompts.txt");
+        AtomicFile.WriteAllText(promptsPath, string.Join("\n", prompts) + "\n");
+        if (!info.IsPixelSpace)
+        {
+            string path = Path.Combine(outDir, "latents.safetensors");
+            SafetensorsWriter.Write(path, new Dictionary<string, Tensor> { ["latents"] = samples },
+                new Dictionary<string, string> { ["ldm.space"] = "latent", ["ldm.prompts"] = System.Text.Json.JsonSerializer.Serialize(prompts) });
+            return $"{path} (latents; decode them with an autoencoder) and {promptsPath}";
+        }
+        for (int i = 0; i < prompts.Count; i++)
+        {
+            using var image = samples[i];
+            string name = Sanitize(prompts[i]);
+            ImageFile.Write(Path.Combine(outDir, $"{i:D5}_{(name.Length > 60 ? name[..60] : name)}.png"), image);
+        }
+        string grid = Path.Combine(outDir, "grid.png");
+        ImageGrid.Save(grid, samples, columns);
+        return $"{prompts.Count} PNGs, {promptsPath} and the grid {grid}";
     }
 
     static string Sanitize(string name) => new(name.Select(ch => char.IsLetterOrDigit(ch) ? ch : '-').ToArray());

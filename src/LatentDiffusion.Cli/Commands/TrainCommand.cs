@@ -4,20 +4,28 @@ using LatentDiffusion.Data;
 using LatentDiffusion.Diffusion;
 using LatentDiffusion.IO;
 using LatentDiffusion.Pipelines;
+using LatentDiffusion.Text;
 using LatentDiffusion.Training;
 using LatentDiffusion.Transformers;
 using TorchSharp;
 
 namespace LatentDiffusion.Cli.Commands;
 
-/// <summary>`ldm train`: train a class-conditional diffusion Transformer on images (pixel space).</summary>
+/// <summary>`ldm train`: train a class- or text-conditional diffusion Transformer on images (pixel space).</summary>
 public static class TrainCommand
 {
     public sealed record ModelChoice(string Preset, BlockType Block, bool LongSkips, int? HiddenSize, int? Depth, int? NumHeads, int? PatchSize, bool LearnSigma);
 
+    /// <summary>Text conditioning settings: the tokenizer (word or gpt2), token positions (null = longest training caption), caption dropout.</summary>
+    public sealed record TextChoice(string Tokenizer = "word", int? MaxTokens = null, double CaptionDropout = 0.1);
+
     public static Command Create()
     {
-        var data = new Option<string>("--data", "-d") { Description = "shapes (built in), fashion-mnist (Debian's package), or a folder with one subfolder per class.", DefaultValueFactory = _ => "shapes" };
+        var data = new Option<string>("--data", "-d") { Description = "shapes or shapes-text (built in), fashion-mnist (Debian's package), a folder with one subfolder per class, or a folder with a metadata.jsonl of captions.", DefaultValueFactory = _ => "shapes" };
+        var condition = new Option<string>("--condition") { Description = "class, text, or auto (text for shapes-text and captioned folders).", DefaultValueFactory = _ => "auto" };
+        var tokenizer = new Option<string>("--text-tokenizer") { Description = "Text models: word (vocabulary of the training captions) or gpt2 (GPT-2 BPE).", DefaultValueFactory = _ => "word" };
+        var maxTokens = new Option<int?>("--max-text-tokens") { Description = "Text models: token positions per caption (default: the longest training caption)." };
+        var captionDropout = new Option<double>("--caption-dropout") { Description = "Text models: probability of training on the empty caption (for guidance).", DefaultValueFactory = _ => 0.1 };
         var numImages = new Option<int>("--num-images") { Description = "Images to generate for --data shapes.", DefaultValueFactory = _ => 20000 };
         var imageSize = new Option<int?>("--image-size") { Description = "Resize folder images to this size (default: 32)." };
         var channels = new Option<int?>("--channels") { Description = "1 (grayscale) or 3 (RGB) for folder images (default 3)." };
@@ -25,9 +33,9 @@ public static class TrainCommand
         var output = new Option<string>("--out", "-o") { Description = "Run folder (resumes if it holds a checkpoint).", Required = true };
         var (modelOptions, readModel) = ModelOptions();
         var (trainOptions, readTrain) = TrainingOptions();
-        var command = new Command("train", "Train a class-conditional diffusion Transformer; resumes an interrupted run in the same --out folder.")
+        var command = new Command("train", "Train a class- or text-conditional diffusion Transformer; resumes an interrupted run in the same --out folder.")
         {
-            data, numImages, imageSize, channels, skipUnreadable, output,
+            data, condition, tokenizer, maxTokens, captionDropout, numImages, imageSize, channels, skipUnreadable, output,
         };
         foreach (var o in modelOptions.Concat(trainOptions)) command.Options.Add(o);
         command.SetAction(parse =>
@@ -37,7 +45,9 @@ public static class TrainCommand
             string runDir = CliParsing.OutputFolder(parse.GetValue(output)!, "--out");
             using var dataset = LoadData(parse.GetValue(data)!, parse.GetValue(numImages), parse.GetValue(imageSize), parse.GetValue(channels), parse.GetValue(skipUnreadable), options.Seed);
             if (dataset.SkippedCount > 0) Console.WriteLine($"skipped {dataset.SkippedCount} unreadable images in {dataset.Source}");
-            var info = BuildInfo(readModel(parse), dataset);
+            var text = IsTextCondition(parse.GetValue(condition)!, parse.GetValue(data)!, dataset)
+                ? new TextChoice(parse.GetValue(tokenizer)!, parse.GetValue(maxTokens), parse.GetValue(captionDropout)) : null;
+            var info = BuildInfo(readModel(parse), dataset, text);
             Train(info, dataset, options, runDir);
             return 0;
         });
@@ -48,32 +58,62 @@ public static class TrainCommand
     {
         switch (data.Trim().ToLowerInvariant())
         {
-            case "shapes":
+            case "shapes" or "shapes-text":
                 if (numImages < 1) throw new LdmException($"--num-images must be at least 1, got {numImages}.");
-                return ShapesDataset.Generate(numImages, (int)(seed & 0x7FFFFFFF), text: false);
+                return ShapesDataset.Generate(numImages, (int)(seed & 0x7FFFFFFF), text: data.Trim().ToLowerInvariant() == "shapes-text");
             case "fashion-mnist":
                 return FashionMnist.Load(FashionMnist.DefaultFolder, train: true);
             default:
                 if (!Directory.Exists(data))
-                    throw new LdmException($"--data '{data}' is neither a built-in data set (shapes, fashion-mnist) nor an existing folder; check the path.");
+                    throw new LdmException($"--data '{data}' is neither a built-in data set (shapes, shapes-text, fashion-mnist) nor an existing folder; check the path.");
+                if (File.Exists(Path.Combine(data, CaptionedFolderDataset.MetadataFileName)))
+                    return CaptionedFolderDataset.Load(data, imageSize ?? 32, channels ?? 3, ResizeFilter.Bicubic, skipUnreadable);
                 return ImageFolderDataset.Load(data, imageSize ?? 32, channels ?? 3, ResizeFilter.Bicubic, skipUnreadable);
         }
     }
 
-    internal static DenoiserInfo BuildInfo(ModelChoice m, ImageDataset dataset)
+    /// <summary>--condition: class, text, or auto (text when the data has captions and is not the class form of shapes).</summary>
+    internal static bool IsTextCondition(string condition, string data, ImageDataset dataset) => condition.Trim().ToLowerInvariant() switch
     {
-        if (!dataset.HasLabels || dataset.NumClasses < 1)
-            throw new LdmException($"the data in '{dataset.Source}' has no class labels; use a folder with one subfolder per class.");
-        var cfg = TransformerConfig.FromPreset(m.Preset, dataset.ImageSize, dataset.Channels, dataset.NumClasses, m.Block, m.LearnSigma, longSkips: m.LongSkips);
+        "text" => true,
+        "class" => false,
+        "auto" => dataset.HasCaptions && data.Trim().ToLowerInvariant() != "shapes",
+        _ => throw new LdmException($"--condition '{condition}' is unknown; use class, text or auto."),
+    };
+
+    /// <summary>The model to train: a class model, or with <paramref name="text"/> a text model whose tokenizer is built from the data's captions.</summary>
+    internal static DenoiserInfo BuildInfo(ModelChoice m, ImageDataset dataset, TextChoice? text = null)
+    {
+        ITextTokenizer? tokenizer = null;
+        TextConditionConfig? textConfig = null;
+        if (text != null)
+        {
+            if (!dataset.HasCaptions)
+                throw new LdmException($"the data in '{dataset.Source}' has no captions, so no text model can be trained on it; use --data shapes-text, a folder with a metadata.jsonl of captions, or --condition class.");
+            tokenizer = TextTokenizers.Build(text.Tokenizer, dataset.Captions);
+            int longest = TokenBatch.MaxTokenCount(tokenizer, dataset.Captions);
+            int maxTokens = text.MaxTokens ?? longest;
+            if (maxTokens < longest)
+                throw new LdmException($"--max-text-tokens {maxTokens} is shorter than the longest training caption ({longest} tokens); raise it to at least {longest} or leave it out.");
+            textConfig = new TextConditionConfig { Tokenizer = tokenizer.Kind, VocabSize = tokenizer.VocabSize, MaxTokens = maxTokens, DropoutProb = text.CaptionDropout }.Validate();
+        }
+        else if (!dataset.HasLabels || dataset.NumClasses < 1)
+            throw new LdmException($"the data in '{dataset.Source}' has no class labels; use a folder with one subfolder per class{(dataset.HasCaptions ? ", or --condition text for its captions" : "")}.");
+        var cfg = TransformerConfig.FromPreset(m.Preset, dataset.ImageSize, dataset.Channels, textConfig is null ? dataset.NumClasses : 0, m.Block, m.LearnSigma,
+            longSkips: m.LongSkips);
         cfg = (cfg with
         {
             HiddenSize = m.HiddenSize ?? cfg.HiddenSize,
             Depth = m.Depth ?? cfg.Depth,
             NumHeads = m.NumHeads ?? cfg.NumHeads,
             PatchSize = m.PatchSize ?? cfg.PatchSize,
+            Text = textConfig,
+            ClassDropoutProb = textConfig is null ? cfg.ClassDropoutProb : 0.0,   // a text model has no label table
         }).Validate();
         var diffusion = new DiffusionConfig { LearnSigma = m.LearnSigma };
-        return new DenoiserInfo(cfg, JsonNode.Parse(System.Text.Json.JsonSerializer.Serialize(diffusion))!.AsObject(), "pixel", dataset.ClassNames.ToList());
+        return new DenoiserInfo(cfg, JsonNode.Parse(System.Text.Json.JsonSerializer.Serialize(diffusion))!.AsObject(), "pixel",
+            textConfig is null ? dataset.ClassNames.ToList() : [])
+        { Tokenizer = tokenizer };
     }
 
     /// <summary>Runs (or resumes) training with a progress bar and sample grids in the run folder.</summary>
@@ -83,10 +123,23 @@ public static class TrainCommand
         long parameters = 0;
         using var trainer = new DiffusionTrainer(info, new PixelTrainingData(dataset), options, runDir);
         foreach (var p in trainer.Model.parameters()) parameters += p.numel();
-        Console.WriteLine($"model: {cfg.Block} transformer, hidden {cfg.HiddenSize}, depth {cfg.Depth}, heads {cfg.NumHeads}, patch {cfg.PatchSize} on {cfg.InputSize}x{cfg.InputSize}x{cfg.InChannels} ({parameters / 1e6:F2}M parameters); data: {dataset.Count} images, {dataset.NumClasses} classes from {dataset.Source}");
+        string conditioning = cfg.Text is { } t
+            ? $"captions ({t.Tokenizer} tokenizer, {t.VocabSize} tokens, {t.MaxTokens} positions, caption dropout {t.DropoutProb})"
+            : $"{dataset.NumClasses} classes";
+        Console.WriteLine($"model: {cfg.Block} transformer, hidden {cfg.HiddenSize}, depth {cfg.Depth}, heads {cfg.NumHeads}, patch {cfg.PatchSize} on {cfg.InputSize}x{cfg.InputSize}x{cfg.InChannels} ({parameters / 1e6:F2}M parameters); data: {dataset.Count} images, {conditioning} from {dataset.Source}");
         if (trainer.Step > 0) Console.WriteLine($"resuming {runDir} at step {trainer.Step}");
         trainer.OnSample = (step, ema) =>
         {
+            if (cfg.IsTextConditional)
+            {
+                // A grid of the first distinct training captions, gridPerClass images each (one row per caption).
+                var prompts = dataset.Captions.Where(c => !string.IsNullOrWhiteSpace(c)).Distinct().Take(Math.Max(1, 64 / gridPerClass))
+                    .SelectMany(c => Enumerable.Repeat(c!, gridPerClass)).ToList();
+                using var textSamples = new TextConditionalSampler(ema, info).Sample(prompts,
+                    new SamplingOptions { Steps = 50, GuidanceScale = cfg.HasUnconditionalInput ? 4.0 : 1.0, Seed = options.Seed, BatchSize = 64 });
+                ImageGrid.Save(Path.Combine(runDir, $"samples_{step:D7}.png"), textSamples, gridPerClass);
+                return;
+            }
             var labels = Enumerable.Range(0, cfg.NumClasses).SelectMany(c => Enumerable.Repeat(c, gridPerClass)).Take(64).ToList();
             var sampler = new ClassConditionalSampler(ema, info);
             using var samples = sampler.Sample(labels, new SamplingOptions { Steps = 50, GuidanceScale = 4.0, Seed = options.Seed, BatchSize = 64 });

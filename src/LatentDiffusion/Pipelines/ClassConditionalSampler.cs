@@ -22,9 +22,9 @@ public sealed class ClassConditionalSampler
     {
         _model = model;
         _info = info;
-        _diffusionConfig = info.Diffusion.Count == 0 ? new DiffusionConfig { LearnSigma = info.Transformer.LearnSigma }
-            : System.Text.Json.JsonSerializer.Deserialize<DiffusionConfig>(info.Diffusion.ToJsonString())!;
-        _diffusionConfig.Validate();
+        if (info.Transformer.IsTextConditional)
+            throw new LdmException("this is a text-conditioned model; sample it with prompts (TextConditionalSampler, or --prompt on the command line).");
+        _diffusionConfig = SamplingLoop.DiffusionConfigOf(info);
     }
 
     /// <summary>Checks class ids against the model; throws a user error naming the first bad one.</summary>
@@ -51,52 +51,12 @@ public sealed class ClassConditionalSampler
         if (guided && cfg.ClassDropoutProb <= 0)
             throw new LdmException("this model was trained without label dropout, so it has no null class for guidance; sample with --guidance 1.");
 
-        var model = _model;
-        bool converted = false;
-        if (options.ComputeDtype != _model.ParameterDtype)
+        return SamplingLoop.Run(_model, cfg, diffusion, classIds.Count, options, clip, onStep, (model, start, n) =>
         {
-            // A bf16 copy for sampling: weights and activations in bf16, the schedule arithmetic in float32/float64.
-            model = new DiffusionTransformer(cfg);
-            IO.StateDict.Load(model, _model.state_dict(), "the model in memory");
-            model.to(options.ComputeDtype);
-            converted = true;
-        }
-        model.eval();
-        try
-        {
-            using var _ = torch.no_grad();
-            var generator = new Generator(0, new Device(DeviceType.CPU));
-            generator.manual_seed(options.Seed);
-            var shape = new long[] { 0, cfg.InChannels, cfg.InputSize, cfg.InputSize };
-            var results = new List<Tensor>();
-            int done = 0;
-            for (int start = 0; start < classIds.Count; start += options.BatchSize)
-            {
-                using var scope = torch.NewDisposeScope();
-                int n = Math.Min(options.BatchSize, classIds.Count - start);
-                var y = torch.tensor(classIds.Skip(start).Take(n).Select(c => (long)c).ToArray());
-                shape[0] = n;
-                var z = torch.randn(shape, generator: generator);
-                Denoiser denoiser;
-                if (guided)
-                {
-                    var yy = torch.cat([y, torch.full(n, cfg.NullClass, ScalarType.Int64)], 0);
-                    denoiser = ClassifierFreeGuidance.OverDoubledBatch((x, t) => model.forward(x, t, yy), options.GuidanceScale, options.GuidedChannels);
-                }
-                else denoiser = (x, t) => model.forward(x, t, y);
-                int batchDone = done;
-                var samples = Samplers.Sample(diffusion, options.Sampler, denoiser, z, generator, options.Eta, clip,
-                    s => onStep?.Invoke(batchDone, s.Step, s.TotalSteps));
-                results.Add(samples.MoveToOuterDisposeScope());
-                done += n;
-            }
-            var all = torch.cat(results, 0);
-            foreach (var r in results) r.Dispose();
-            return all;
-        }
-        finally
-        {
-            if (converted) model.Dispose();
-        }
+            var y = torch.tensor(classIds.Skip(start).Take(n).Select(c => (long)c).ToArray());
+            if (!guided) return (x, t) => model.forward(x, t, y);
+            var yy = torch.cat([y, torch.full(n, cfg.NullClass, ScalarType.Int64)], 0);
+            return ClassifierFreeGuidance.OverDoubledBatch((x, t) => model.forward(x, t, yy), options.GuidanceScale, options.GuidedChannels);
+        });
     }
 }

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using LatentDiffusion.Diffusion;
 using LatentDiffusion.IO;
+using LatentDiffusion.Text;
 using LatentDiffusion.Transformers;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -22,6 +23,8 @@ public sealed record TrainingProgress(long Step, long TotalSteps, double Loss, d
 /// </list>
 /// Every random draw of step s comes from a generator seeded by (seed, s), and the data order is a function of
 /// (seed, step), so a run resumed from its checkpoint (even after kill -9) continues the same loss curve.
+/// A text model (config <c>text</c>) trains on the data's captions, tokenized with <see cref="DenoiserInfo.Tokenizer"/>;
+/// each caption becomes the empty caption with probability text.dropout_prob, drawn from the step's generator.
 /// </summary>
 public sealed class DiffusionTrainer : IDisposable
 {
@@ -63,6 +66,12 @@ public sealed class DiffusionTrainer : IDisposable
         _ema.eval();
         foreach (var p in _ema.parameters()) p.requires_grad = false;
         _optimizer = AdamW.For(_model, options.LearningRate, options.WeightDecay);
+        if (info.Transformer.IsTextConditional)
+        {
+            info.CheckTokenizer("the training setup");
+            if (data.AllCaptions is null)
+                throw new LdmException("a text model needs captions, but the training data has none; use --data shapes-text or a folder with a metadata.jsonl holding \"text\" captions.");
+        }
         if (options.Bf16) _mixed = new MixedPrecision(_model, new DiffusionTransformer(info.Transformer));
         Directory.CreateDirectory(runDir);
         TryResume();
@@ -146,8 +155,21 @@ public sealed class DiffusionTrainer : IDisposable
         var net = _mixed != null ? (DiffusionTransformer)_mixed.Compute : _model;
         _mixed?.SyncWeights();
         net.train();
-        net.LabelDropoutGenerator = generator;
-        var losses = _diffusion.TrainingLosses((x, tt) => net.forward(x, tt, labels), x0, t, noise);
+        Denoiser denoiser;
+        if (Info.Transformer.Text is { } text)
+        {
+            // Captions are tokenized per step (cheap) and dropped to the empty caption after the noise draws.
+            var captions = _data.GetCaptions(indices) ?? new string?[indices.Length];
+            using var tokens = TokenBatch.Encode(Info.TextTokenizer, captions, text.MaxTokens);
+            var (kept, _) = CaptionDropout.Apply(tokens, text.DropoutProb, Info.TextTokenizer.PadId, generator);
+            denoiser = (x, tt) => net.ForwardText(x, tt, kept.Ids, kept.Mask);
+        }
+        else
+        {
+            net.LabelDropoutGenerator = generator;
+            denoiser = (x, tt) => net.forward(x, tt, labels);
+        }
+        var losses = _diffusion.TrainingLosses(denoiser, x0, t, noise);
         var loss = losses.Loss.mean();
         double value = loss.item<float>();
         if (!double.IsFinite(value)) return value;
@@ -178,6 +200,7 @@ public sealed class DiffusionTrainer : IDisposable
             ["ldm.train.options"] = JsonSerializer.Serialize(Options),
             [ModelCheckpoint.ConfigKey] = TransformerCheckpoint.ToJson(Info).ToJsonString(),
         };
+        foreach (var (k, v) in TransformerCheckpoint.WithVocabulary(Info, null)) meta[k] = v;
         SafetensorsWriter.Write(Path.Combine(RunDir, CheckpointFile), tensors, meta);
         TransformerCheckpoint.Save(Path.Combine(RunDir, ModelFile), _ema, Info,
             extra: new Dictionary<string, string> { ["ldm.train.step"] = Step.ToString(CultureInfo.InvariantCulture) });

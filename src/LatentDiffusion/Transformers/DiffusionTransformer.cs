@@ -1,4 +1,5 @@
 using LatentDiffusion.Layers;
+using LatentDiffusion.Text;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -11,6 +12,8 @@ namespace LatentDiffusion.Transformers;
 /// (<see cref="BlockType"/>); with <see cref="BlockType.AdaLnZero"/> it is facebookresearch/DiT's <c>DiT</c>, with
 /// identical state-dict keys, so official checkpoints load unchanged.
 /// forward(x (N, C, H, W) float, t (N) timesteps int64 or float, y (N) int64 class ids incl. the null id) → (N, out_channels, H, W) float32.
+/// A text model (config <c>text</c> set) has a <see cref="TextEncoder"/> (<c>text_embedder</c>) instead of the label
+/// table and runs through <see cref="ForwardText"/>.
 /// </summary>
 public sealed class DiffusionTransformer : nn.Module<Tensor, Tensor, Tensor, Tensor>
 {
@@ -19,7 +22,10 @@ public sealed class DiffusionTransformer : nn.Module<Tensor, Tensor, Tensor, Ten
     private readonly Parameter? extra_pos_embed;
     private readonly PatchEmbed x_embedder;
     private readonly TimestepEmbedder t_embedder;
-    private readonly LabelEmbedder y_embedder;
+    /// <summary>Class models only: the label table (with the null class).</summary>
+    private readonly LabelEmbedder? y_embedder;
+    /// <summary>Text models only: token and position embeddings of the caption and the learned null token.</summary>
+    private readonly TextEncoder? text_embedder;
     private readonly ModuleList<nn.Module> blocks;
     /// <summary>U-ViT long skips: one Linear(2D, D) per output-half block.</summary>
     private readonly ModuleList<Linear>? skip_linears;
@@ -50,7 +56,8 @@ public sealed class DiffusionTransformer : nn.Module<Tensor, Tensor, Tensor, Ten
         int d = config.HiddenSize;
         x_embedder = new PatchEmbed(config.InChannels, d, config.PatchSize);
         t_embedder = new TimestepEmbedder(d);
-        y_embedder = new LabelEmbedder(config.NumClasses, d, config.ClassDropoutProb);
+        if (config.Text is { } text) text_embedder = new TextEncoder(text.VocabSize, text.MaxTokens, d);
+        else y_embedder = new LabelEmbedder(config.NumClasses, d, config.ClassDropoutProb);
         // DiT keeps the sin-cos table as a frozen parameter (so it is in the state dict); learned_pos_embed trains it.
         pos_embed = new Parameter(torch.zeros(1, config.NumPatches, d), requires_grad: config.LearnedPosEmbed);
 
@@ -62,7 +69,7 @@ public sealed class DiffusionTransformer : nn.Module<Tensor, Tensor, Tensor, Ten
                 final_layer = new FinalLayer(d, config.PatchSize, config.OutChannels);
                 break;
             case BlockType.InContext:
-                extra_pos_embed = new Parameter(torch.zeros(1, 1 + ClassConditionTokens, d), requires_grad: true);
+                extra_pos_embed = new Parameter(torch.zeros(1, 1 + config.ConditionTokens, d), requires_grad: true);
                 for (int i = 0; i < InContextBlockCount(config); i++) blockList.Add(new InContextBlock(d, config.NumHeads, config.MlpHidden));
                 if (config.LongSkips)
                     skip_linears = nn.ModuleList(Enumerable.Range(0, config.Depth / 2).Select(_ => nn.Linear(2 * d, d)).ToArray());
@@ -99,11 +106,43 @@ public sealed class DiffusionTransformer : nn.Module<Tensor, Tensor, Tensor, Ten
     /// <summary>Class-conditional forward: y (N) int64 class ids (the null id allowed). Returns float32.</summary>
     public override Tensor forward(Tensor x, Tensor t, Tensor y)
     {
+        if (y_embedder is null)
+            throw new LdmException("this is a text-conditioned model, it takes captions, not class labels; pass token ids (ForwardText, or --prompt on the command line).");
         CheckBatch(x, t, y.shape[0]);
         using var scope = torch.NewDisposeScope();
         var cond = y_embedder.forward(y.to(x.device), training, LabelDropoutGenerator);   // (N, D)
         Tap("y_embedder", cond);
         return ForwardTokens(x, t, cond.unsqueeze(1), null).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Text-conditional forward: <paramref name="ids"/> (N, L) int64 token ids, L ≤ text.max_tokens, and
+    /// <paramref name="mask"/> (N, L) bool, true = real token (null = all real). A row with no real token is the empty
+    /// caption (the unconditional input): it becomes the learned null token. Padded positions are masked in
+    /// attention and pooling, so their ids never change the output. Returns float32 (N, out_channels, H, W).
+    /// </summary>
+    public Tensor ForwardText(Tensor x, Tensor t, Tensor ids, Tensor? mask)
+    {
+        if (text_embedder is null)
+            throw new LdmException("this is a class-conditional model, it takes class labels, not captions; pass class ids (forward, or --classes on the command line).");
+        var text = Config.Text!;
+        if (ids.dim() != 2 || ids.shape[1] < 1 || ids.shape[1] > text.MaxTokens)
+            throw new LdmException($"token ids must be (N, L) with 1 <= L <= {text.MaxTokens}, got [{string.Join(",", ids.shape)}]; tokenize the captions to at most {text.MaxTokens} positions.");
+        if (ids.is_floating_point() || ids.dtype == ScalarType.Bool)
+            throw new LdmException("token ids must be integers, got a floating-point or bool tensor; pass an int64 tensor.");
+        if (mask is not null && !mask.shape.SequenceEqual(ids.shape))
+            throw new LdmException($"the text mask must have the shape of the ids [{string.Join(",", ids.shape)}], got [{string.Join(",", mask.shape)}]; pass one flag per token.");
+        CheckBatch(x, t, ids.shape[0]);
+        if (ids.NumberOfElements > 0)
+        {
+            long min = ids.min().item<long>(), max = ids.max().item<long>();
+            if (min < 0 || max >= text.VocabSize)
+                throw new LdmException($"token id {(min < 0 ? min : max)} is outside this model's vocabulary 0..{text.VocabSize - 1}; tokenize with the model's own tokenizer ({text.Tokenizer}).");
+        }
+        using var scope = torch.NewDisposeScope();
+        var (tokens, tokenMask) = text_embedder.Encode(ids.to(ScalarType.Int64).to(x.device), mask?.to(x.device));
+        Tap("text_embedder", tokens);
+        return ForwardTokens(x, t, tokens, tokenMask).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -168,10 +207,11 @@ public sealed class DiffusionTransformer : nn.Module<Tensor, Tensor, Tensor, Ten
     Tensor RunInContext(Tensor patches, Tensor tEmb, Tensor cond, Tensor? condMask)
     {
         long n = patches.shape[0], l = cond.shape[1];
-        if (l != ClassConditionTokens)
-            throw new LdmException($"this in-context model was built for {ClassConditionTokens} condition token(s), got {l}; pass the condition as the model expects.");
-        // Sequence: [time token, condition token(s), patch tokens]; the extra tokens carry learned positions.
-        var extra = torch.cat([tEmb.unsqueeze(1), cond], 1) + ExtraPosEmbed;
+        if (l < 1 || l > Config.ConditionTokens)
+            throw new LdmException($"this in-context model was built for 1..{Config.ConditionTokens} condition token(s), got {l}; pass the condition as the model expects.");
+        // Sequence: [time token, condition token(s), patch tokens]; the extra tokens carry learned positions (a text
+        // shorter than max_tokens uses the first 1 + L of them, exactly as if it were padded to max_tokens).
+        var extra = torch.cat([tEmb.unsqueeze(1), cond], 1) + ExtraPosEmbed.narrow(1, 0, 1 + l);
         int prefix = (int)extra.shape[1];
         var x = torch.cat([extra, patches], 1);
         Tensor? keyMask = condMask is null ? null : torch.cat([
@@ -295,7 +335,7 @@ public sealed class DiffusionTransformer : nn.Module<Tensor, Tensor, Tensor, Ten
         XavierUniform(proj.weight!, generator);   // fans of the flattened (D, C·p·p) view, as DiT
         proj.bias?.zero_();
 
-        Normal(y_embedder.Table.weight!, 0.02, generator);
+        if (y_embedder is not null) Normal(y_embedder.Table.weight!, 0.02, generator);
         var (mlp0, mlp2) = t_embedder.Linears;
         Normal(mlp0.weight!, 0.02, generator);
         Normal(mlp2.weight!, 0.02, generator);
@@ -318,6 +358,8 @@ public sealed class DiffusionTransformer : nn.Module<Tensor, Tensor, Tensor, Ten
                 ZeroLinear(((InContextFinalLayer)final_layer).Linear);
                 break;
         }
+        // Drawn last, so class models keep exactly the weights they had before text conditioning existed.
+        text_embedder?.InitializeWeights(generator);
     }
 
     static void ZeroLinear(Linear linear)

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using LatentDiffusion.Text;
 
 namespace LatentDiffusion.Transformers;
 
@@ -27,6 +28,12 @@ public sealed record TransformerConfig
     [JsonPropertyName("long_skips")] public bool LongSkips { get; init; }
     /// <summary>Train the patch position embedding (initialised to sin-cos) instead of keeping the sin-cos table fixed.</summary>
     [JsonPropertyName("learned_pos_embed")] public bool LearnedPosEmbed { get; init; }
+    /// <summary>
+    /// Text conditioning (tokenizer, vocabulary size, token count, caption dropout); null = class-conditional.
+    /// Omitted from the JSON of class models, so their configs (and official DiT configs) are unchanged.
+    /// </summary>
+    [JsonPropertyName("text"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public TextConditionConfig? Text { get; init; }
 
     [JsonIgnore] public int OutChannels => LearnSigma ? InChannels * 2 : InChannels;
     [JsonIgnore] public int GridSize => InputSize / PatchSize;
@@ -34,6 +41,13 @@ public sealed record TransformerConfig
     [JsonIgnore] public int MlpHidden => (int)(HiddenSize * MlpRatio);
     /// <summary>The id of the null (unconditional) class; = num_classes.</summary>
     [JsonIgnore] public int NullClass => NumClasses;
+    /// <summary><c>class</c> or <c>text</c>: what the model is conditioned on.</summary>
+    [JsonIgnore] public string Condition => Text is null ? "class" : "text";
+    [JsonIgnore] public bool IsTextConditional => Text is not null;
+    /// <summary>Condition tokens in the in-context sequence: 1 (a class) or text.max_tokens.</summary>
+    [JsonIgnore] public int ConditionTokens => Text?.MaxTokens ?? 1;
+    /// <summary>Whether the model has an unconditional input for guidance (null class or empty caption).</summary>
+    [JsonIgnore] public bool HasUnconditionalInput => Text is { } text ? text.DropoutProb > 0 : ClassDropoutProb > 0;
 
     /// <summary>Throws <see cref="LdmException"/> with the problem and the fix if no model can be built from this config.</summary>
     public TransformerConfig Validate()
@@ -57,11 +71,16 @@ public sealed record TransformerConfig
             throw new LdmException($"transformer config: hidden_size {HiddenSize} is not a multiple of 4, which the 2-D sin-cos position embedding needs; use a width divisible by 4.");
         if (MlpHidden < 1)
             throw new LdmException($"transformer config: mlp_ratio {MlpRatio} gives an empty MLP for hidden_size {HiddenSize}; use mlp_ratio around 4.");
-        if (ClassDropoutProb < 0 || ClassDropoutProb >= 1 || double.IsNaN(ClassDropoutProb))
+        if (Text is not null)
+        {
+            // A text model has no label table: the class settings do not apply.
+            Text.Validate();
+        }
+        else if (ClassDropoutProb < 0 || ClassDropoutProb >= 1 || double.IsNaN(ClassDropoutProb))
             throw new LdmException($"transformer config: class_dropout_prob {ClassDropoutProb} must be in [0, 1); DiT uses 0.1.");
-        if (NumClasses < 0)
+        else if (NumClasses < 0)
             throw new LdmException($"transformer config: num_classes {NumClasses} is negative; use the number of classes of the data (0 for unconditional with class_dropout_prob > 0).");
-        if (NumClasses == 0 && ClassDropoutProb == 0)
+        else if (NumClasses == 0 && ClassDropoutProb == 0)
             throw new LdmException("transformer config: num_classes 0 with class_dropout_prob 0 leaves no label embedding at all; set class_dropout_prob > 0 (the null class is then the unconditional label).");
         if (LongSkips && Block != BlockType.InContext)
             throw new LdmException($"transformer config: long_skips work only with the in_context block, not {Block}; set long_skips false or block in_context.");

@@ -1,0 +1,30 @@
+using System.Text.Json.Serialization;
+
+namespace LatentDiffusion.Text;
+
+/// <summary>
+/// The text part of a text-conditioned Transformer's config (<c>"text": {...}</c> in its JSON; class models have none).
+/// </summary>
+public sealed record TextConditionConfig
+{
+    /// <summary><c>word</c> (vocabulary of the training captions, stored in the checkpoint) or <c>gpt2</c> (BPE).</summary>
+    [JsonPropertyName("tokenizer")] public string Tokenizer { get; init; } = "word";
+    /// <summary>Rows of the token-embedding table (the tokenizer's vocabulary size).</summary>
+    [JsonPropertyName("vocab_size")] public int VocabSize { get; init; }
+    /// <summary>Token positions per caption (padded); the in-context sequence holds 1 + max_tokens extra tokens.</summary>
+    [JsonPropertyName("max_tokens")] public int MaxTokens { get; init; } = 32;
+    /// <summary>Probability of replacing a caption by the empty caption in training (classifier-free guidance).</summary>
+    [JsonPropertyName("dropout_prob")] public double DropoutProb { get; init; } = 0.1;
+
+    public TextConditionConfig Validate()
+    {
+        TextTokenizers.Normalize(Tokenizer);
+        if (VocabSize < 2)
+            throw new LdmException($"transformer config: text.vocab_size {VocabSize} is too small; use the tokenizer's vocabulary size (pad + words).");
+        if (MaxTokens < 1)
+            throw new LdmException($"transformer config: text.max_tokens {MaxTokens} must be at least 1; use the longest caption's token count.");
+        if (DropoutProb < 0 || DropoutProb >= 1 || double.IsNaN(DropoutProb))
+            throw new LdmException($"transformer config: text.dropout_prob {DropoutProb} must be in [0, 1); 0.1 is usual.");
+        return this;
+    }
+}
