@@ -228,6 +228,18 @@ public sealed class CliBadInputTests : IDisposable
     [Fact]
     public void UnknownOption() => Fails("--colour", Sample(Checkpoint(), "--colour", "red"));
 
+    [Fact]
+    public void NoCommand() => Fails("command", []);
+
+    [Fact]
+    public void Help_IsNotAnError()
+    {
+        var r = CliTestHost.Run("sample", "--help");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("--model", r.Stdout);
+        Assert.Empty(r.Stderr);
+    }
+
     // ---- ldm train ----
 
     string[] Train(params string[] more) =>
