@@ -1,17 +1,5 @@
-using System.CommandLine;
 using LatentDiffusion.Cli;
-using LatentDiffusion.Cli.Commands;
 
-// ldm: the command-line tool over the LatentDiffusion library. Each command lives in Commands/<Name>Command.cs.
-var root = new RootCommand("ldm: Transformer latent diffusion in .NET — train, sample, evaluate and convert diffusion models.");
-foreach (var command in new[]
-{
-    QuickstartCommand.Create(),
-    TrainCommand.Create(),
-    SampleCommand.Create(),
-    EvaluateCommand.Create(),
-    TrainClassifierCommand.Create(),
-    BenchCommand.Create(),
-})
-    root.Subcommands.Add(command);
-return CliRunner.Run(root, args);
+// ldm: the command-line tool over the LatentDiffusion library. Commands are listed in LdmApp.BuildRoot;
+// each lives in Commands/<Name>Command.cs.
+return CliRunner.Run(LdmApp.BuildRoot(), args);

@@ -62,10 +62,9 @@ public static class SampleCommand
                 ComputeDtype = CliParsing.Dtype(parse.GetValue(dtype)),
             };
             options.Validate();
-            if (!info.Transformer.IsTextConditional && info.Transformer.NumClasses > 0)
-                foreach (var id in labels)
-                    if (id < 0 || id >= info.Transformer.NumClasses)
-                        throw new LdmException($"class id {id} is outside this model's classes 0..{info.Transformer.NumClasses - 1}; pass ids in that range.");
+            // Every listed id, not only those --num happens to use: a typo in --classes is an error either way.
+            if (!info.Transformer.IsTextConditional)
+                ClassConditionalSampler.CheckClasses(info, ids);
             string outDir = CliParsing.OutputFolder(parse.GetValue(output)!, "--out");
 
             var (net, loadedInfo) = TransformerCheckpoint.Load(modelPath);

@@ -28,16 +28,19 @@ public sealed class ClassConditionalSampler
     }
 
     /// <summary>Checks class ids against the model; throws a user error naming the first bad one.</summary>
-    public void CheckClasses(IReadOnlyList<int> classIds)
+    public void CheckClasses(IReadOnlyList<int> classIds) => CheckClasses(_info, classIds);
+
+    /// <summary>Checks class ids against a checkpoint's model (before loading its weights).</summary>
+    public static void CheckClasses(DenoiserInfo info, IReadOnlyList<int> classIds)
     {
-        int n = _info.Transformer.NumClasses;
+        int n = info.Transformer.NumClasses;
         foreach (var c in classIds)
             if (c < 0 || c >= n)
-                throw new LdmException($"class id {c} is outside this model's classes 0..{n - 1}; pass ids in that range{NamesHint()}.");
+                throw new LdmException($"class id {c} is outside this model's classes 0..{n - 1}; pass ids in that range{NamesHint(info)}.");
     }
 
-    string NamesHint() => _info.ClassNames.Count == 0 ? "" :
-        $" ({string.Join(", ", _info.ClassNames.Take(12).Select((name, i) => $"{i}={name}"))}{(_info.ClassNames.Count > 12 ? ", ..." : "")})";
+    static string NamesHint(DenoiserInfo info) => info.ClassNames.Count == 0 ? "" :
+        $" ({string.Join(", ", info.ClassNames.Take(12).Select((name, i) => $"{i}={name}"))}{(info.ClassNames.Count > 12 ? ", ..." : "")})";
 
     /// <param name="onStep">Called after each reverse step with (images done so far, step, steps per batch).</param>
     public Tensor Sample(IReadOnlyList<int> classIds, SamplingOptions options, Action<int, int, int>? onStep = null)

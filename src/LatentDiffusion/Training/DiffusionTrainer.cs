@@ -155,40 +155,52 @@ public sealed class DiffusionTrainer : IDisposable
         var net = _mixed != null ? (DiffusionTransformer)_mixed.Compute : _model;
         _mixed?.SyncWeights();
         net.train();
-        Denoiser denoiser;
-        if (Info.Transformer.Text is { } text)
+        try
         {
-            // Captions are tokenized per step (cheap) and dropped to the empty caption after the noise draws.
-            var captions = _data.GetCaptions(indices) ?? new string?[indices.Length];
-            using var tokens = TokenBatch.Encode(Info.TextTokenizer, captions, text.MaxTokens);
-            var (kept, _) = CaptionDropout.Apply(tokens, text.DropoutProb, Info.TextTokenizer.PadId, generator);
-            denoiser = (x, tt) => net.ForwardText(x, tt, kept.Ids, kept.Mask);
+            Denoiser denoiser;
+            if (Info.Transformer.Text is { } text)
+            {
+                // Captions are tokenized per step (cheap) and dropped to the empty caption after the noise draws.
+                var captions = _data.GetCaptions(indices) ?? new string?[indices.Length];
+                var tokens = TokenBatch.Encode(Info.TextTokenizer, captions, text.MaxTokens);
+                var (kept, _) = CaptionDropout.Apply(tokens, text.DropoutProb, Info.TextTokenizer.PadId, generator);
+                denoiser = (x, tt) => net.ForwardText(x, tt, kept.Ids, kept.Mask);
+            }
+            else
+            {
+                net.LabelDropoutGenerator = generator;
+                denoiser = (x, tt) => net.forward(x, tt, labels);
+            }
+            var losses = _diffusion.TrainingLosses(denoiser, x0, t, noise);
+            var loss = losses.Loss.mean();
+            double value = loss.item<float>();
+            if (!double.IsFinite(value)) return value;
+            _optimizer.ZeroGrad();
+            loss.backward();
+            _mixed?.CopyGradientsToMaster();
+            if (Options.GradClip > 0)
+                torch.nn.utils.clip_grad_norm_(_model.parameters(), Options.GradClip);
+            _optimizer.LearningRate = lr;
+            _optimizer.StepOnce();
+            Ema.Update(_ema, _model, Options.EmaDecay);
+            return value;
         }
-        else
+        finally
         {
-            net.LabelDropoutGenerator = generator;
-            denoiser = (x, tt) => net.forward(x, tt, labels);
+            // The generator is disposed when this step ends; the model must not keep a reference to it.
+            net.LabelDropoutGenerator = null;
         }
-        var losses = _diffusion.TrainingLosses(denoiser, x0, t, noise);
-        var loss = losses.Loss.mean();
-        double value = loss.item<float>();
-        if (!double.IsFinite(value)) return value;
-        _optimizer.ZeroGrad();
-        loss.backward();
-        _mixed?.CopyGradientsToMaster();
-        if (Options.GradClip > 0)
-            torch.nn.utils.clip_grad_norm_(_model.parameters(), Options.GradClip);
-        _optimizer.LearningRate = lr;
-        _optimizer.StepOnce();
-        Ema.Update(_ema, _model, Options.EmaDecay);
-        net.LabelDropoutGenerator = null;
-        return value;
     }
 
     /// <summary>Writes checkpoint.safetensors (resume state) and model.safetensors (EMA, for sampling), each atomically.</summary>
     public void SaveCheckpoint()
     {
         using var scope = torch.NewDisposeScope();
+        // A finite loss does not prove finite weights (a NaN gradient passes through AdamW into them); never replace the
+        // last good checkpoint with weights nobody can resume from or sample.
+        foreach (var (name, p) in _model.named_parameters())
+            if (!p.isfinite().all().item<bool>())
+                throw new LdmException($"the weight '{name}' became non-finite by step {Step}; training stopped and the last good checkpoint in '{RunDir}' is kept. Lower --lr, add --grad-clip 1, or use float32.");
         var tensors = new Dictionary<string, Tensor>();
         foreach (var (k, v) in _model.state_dict()) tensors["model." + k] = v;
         foreach (var (k, v) in _ema.state_dict()) tensors["ema." + k] = v;
