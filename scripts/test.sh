@@ -16,11 +16,8 @@ if [ -f artifacts/fixtures-report.txt ]; then
   tail -n 1 artifacts/fixtures-report.txt
 fi
 # One closing line in the plain form: "N passed, N failed, N skipped".
-summary=$(grep -E 'Failed:\s+[0-9]+, Passed:\s+[0-9]+, Skipped:\s+[0-9]+' "$log" | tail -n 1 || true)
-if [ -n "$summary" ]; then
-  failed=$(sed -E 's/.*Failed:\s+([0-9]+).*/\1/' <<<"$summary")
-  passed=$(sed -E 's/.*Passed:\s+([0-9]+).*/\1/' <<<"$summary")
-  skipped=$(sed -E 's/.*Skipped:\s+([0-9]+).*/\1/' <<<"$summary")
-  echo "tests: $passed passed, $failed failed, $skipped skipped"
+count() { grep -E "^\s+$1:\s+[0-9]+" "$log" | tail -n 1 | grep -oE '[0-9]+' || echo 0; }
+if grep -qE '^Total tests:' "$log"; then
+  echo "tests: $(count Passed) passed, $(count Failed) failed, $(count Skipped) skipped"
 fi
 exit "$status"
