@@ -42,8 +42,31 @@ public sealed class ClassConditionalSampler
     /// <param name="onStep">Called after each reverse step with (images done so far, step, steps per batch).</param>
     public Tensor Sample(IReadOnlyList<int> classIds, SamplingOptions options, Action<int, int, int>? onStep = null)
     {
+        var results = new List<Tensor>();
+        try
+        {
+            foreach (var batch in SampleBatches(classIds, options, onStep)) results.Add(batch);
+            return torch.cat(results, 0);
+        }
+        finally
+        {
+            foreach (var r in results) r.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The same samples as <see cref="Sample"/> (same seed, same batches, same values), produced one model batch at a
+    /// time so that large sample sets (evaluation) never sit in memory whole. The caller disposes each batch.
+    /// </summary>
+    public IEnumerable<Tensor> SampleBatches(IReadOnlyList<int> classIds, SamplingOptions options, Action<int, int, int>? onStep = null)
+    {
         options.Validate();
         CheckClasses(classIds);
+        return Run(classIds, options, onStep);
+    }
+
+    IEnumerable<Tensor> Run(IReadOnlyList<int> classIds, SamplingOptions options, Action<int, int, int>? onStep)
+    {
         var cfg = _info.Transformer;
         var diffusion = Samplers.CreateDiffusion(_diffusionConfig, options.Steps);
         bool clip = options.ClipDenoised ?? _info.IsPixelSpace;
@@ -64,35 +87,35 @@ public sealed class ClassConditionalSampler
         model.eval();
         try
         {
-            using var _ = torch.no_grad();
-            var generator = new Generator(0, new Device(DeviceType.CPU));
+            using var generator = new Generator(0, new Device(DeviceType.CPU));
             generator.manual_seed(options.Seed);
             var shape = new long[] { 0, cfg.InChannels, cfg.InputSize, cfg.InputSize };
-            var results = new List<Tensor>();
             int done = 0;
             for (int start = 0; start < classIds.Count; start += options.BatchSize)
             {
-                using var scope = torch.NewDisposeScope();
-                int n = Math.Min(options.BatchSize, classIds.Count - start);
-                var y = torch.tensor(classIds.Skip(start).Take(n).Select(c => (long)c).ToArray());
-                shape[0] = n;
-                var z = torch.randn(shape, generator: generator);
-                Denoiser denoiser;
-                if (guided)
+                Tensor samples;
+                // no_grad is thread-local state: set it per batch, never across a yield.
+                using (torch.no_grad())
+                using (var scope = torch.NewDisposeScope())
                 {
-                    var yy = torch.cat([y, torch.full(n, cfg.NullClass, ScalarType.Int64)], 0);
-                    denoiser = ClassifierFreeGuidance.OverDoubledBatch((x, t) => model.forward(x, t, yy), options.GuidanceScale, options.GuidedChannels);
+                    int n = Math.Min(options.BatchSize, classIds.Count - start);
+                    var y = torch.tensor(classIds.Skip(start).Take(n).Select(c => (long)c).ToArray());
+                    shape[0] = n;
+                    var z = torch.randn(shape, generator: generator);
+                    Denoiser denoiser;
+                    if (guided)
+                    {
+                        var yy = torch.cat([y, torch.full(n, cfg.NullClass, ScalarType.Int64)], 0);
+                        denoiser = ClassifierFreeGuidance.OverDoubledBatch((x, t) => model.forward(x, t, yy), options.GuidanceScale, options.GuidedChannels);
+                    }
+                    else denoiser = (x, t) => model.forward(x, t, y);
+                    int batchDone = done;
+                    samples = Samplers.Sample(diffusion, options.Sampler, denoiser, z, generator, options.Eta, clip,
+                        s => onStep?.Invoke(batchDone, s.Step, s.TotalSteps)).MoveToOuterDisposeScope();
+                    done += n;
                 }
-                else denoiser = (x, t) => model.forward(x, t, y);
-                int batchDone = done;
-                var samples = Samplers.Sample(diffusion, options.Sampler, denoiser, z, generator, options.Eta, clip,
-                    s => onStep?.Invoke(batchDone, s.Step, s.TotalSteps));
-                results.Add(samples.MoveToOuterDisposeScope());
-                done += n;
+                yield return samples;
             }
-            var all = torch.cat(results, 0);
-            foreach (var r in results) r.Dispose();
-            return all;
         }
         finally
         {
