@@ -64,8 +64,8 @@ public sealed class EvaluationTests
         using var net = new DomainClassifier(SmallConfig); // random weights suffice as a feature map
         net.eval();
         var extractor = new ClassifierFeatureExtractor(net, "random");
-        var (refImages, _) = Shapes(300, 1);
-        var (images, _) = Shapes(300, 2);
+        var (refImages, _) = Shapes(200, 1);
+        var (images, _) = Shapes(200, 2);
         using var refFeatures = SampleEvaluator.Extract(extractor, new TensorSampleSource(refImages, null, "ref"), 100);
         using var refStats = FeatureStatistics.FromActivations(refFeatures.Features);
         double previous = -1;
@@ -212,8 +212,8 @@ public sealed class EvaluationTests
     public void ClassifierTrainsOnShapesFarAboveChanceAndReloadsIdentically()
     {
         var sw = System.Diagnostics.Stopwatch.StartNew();
-        var (train, trainLabels) = Shapes(2000, 21);
-        var (test, testLabels) = Shapes(500, 22);
+        var (train, trainLabels) = Shapes(1500, 21);
+        var (test, testLabels) = Shapes(300, 22);
         using var model = DomainClassifierTrainer.Create(SmallConfig, seed: 1);
         var losses = DomainClassifierTrainer.Train(model, train, trainLabels, new ClassifierTrainingOptions { Epochs = 3, BatchSize = 64, Seed = 1 });
         double acc = DomainClassifierTrainer.Accuracy(model, test, testLabels);
