@@ -1,6 +1,8 @@
 using System.IO.Compression;
 using LatentDiffusion.Evaluation;
 using LatentDiffusion.IO;
+using LatentDiffusion.Pipelines;
+using LatentDiffusion.Transformers;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -62,8 +64,8 @@ public sealed class EvaluationTests
         using var net = new DomainClassifier(SmallConfig); // random weights suffice as a feature map
         net.eval();
         var extractor = new ClassifierFeatureExtractor(net, "random");
-        var (refImages, _) = Shapes(300, 1);
-        var (images, _) = Shapes(300, 2);
+        var (refImages, _) = Shapes(200, 1);
+        var (images, _) = Shapes(200, 2);
         using var refFeatures = SampleEvaluator.Extract(extractor, new TensorSampleSource(refImages, null, "ref"), 100);
         using var refStats = FeatureStatistics.FromActivations(refFeatures.Features);
         double previous = -1;
@@ -210,8 +212,8 @@ public sealed class EvaluationTests
     public void ClassifierTrainsOnShapesFarAboveChanceAndReloadsIdentically()
     {
         var sw = System.Diagnostics.Stopwatch.StartNew();
-        var (train, trainLabels) = Shapes(2000, 21);
-        var (test, testLabels) = Shapes(500, 22);
+        var (train, trainLabels) = Shapes(1500, 21);
+        var (test, testLabels) = Shapes(300, 22);
         using var model = DomainClassifierTrainer.Create(SmallConfig, seed: 1);
         var losses = DomainClassifierTrainer.Train(model, train, trainLabels, new ClassifierTrainingOptions { Epochs = 3, BatchSize = 64, Seed = 1 });
         double acc = DomainClassifierTrainer.Accuracy(model, test, testLabels);
@@ -274,5 +276,113 @@ public sealed class EvaluationTests
         Assert.Equal(new long[] { 3, 3, 1 }, batches.Select(b => b.Images.shape[0]));
         Assert.True(Same(torch.cat(batches.Select(b => b.Images).ToList(), 0), images));
         Assert.True(Same(torch.cat(batches.Select(b => b.Labels!).ToList(), 0), labels));
+    }
+
+    /// <summary>A tiny pixel-space denoiser (1×28×28, the three shape classes) with random weights, saved as a checkpoint.</summary>
+    static string TinyDenoiserCheckpoint(string dir, string space = "pixel")
+    {
+        var config = new TransformerConfig
+        {
+            InputSize = 28, PatchSize = 7, InChannels = 1, HiddenSize = 16, Depth = 1, NumHeads = 2, MlpRatio = 2.0,
+            ClassDropoutProb = 0.1, NumClasses = 3, LearnSigma = true, Block = BlockType.InContext,
+        };
+        torch.random.manual_seed(3);
+        using var model = new DiffusionTransformer(config);
+        string path = Path.Combine(dir, $"tiny-{space}.safetensors");
+        TransformerCheckpoint.Save(path, model, new DenoiserInfo(config, new System.Text.Json.Nodes.JsonObject(), space, ["circle", "square", "triangle"]));
+        return path;
+    }
+
+    [Fact]
+    public void CheckpointSamplesAreTheSamplersOwnCycledOverTheClassesAndEvaluated()
+    {
+        string dir = RepoPaths.NewTempDir("ckpt-eval");
+        string ckpt = TinyDenoiserCheckpoint(dir);
+        var options = new SamplingOptions { Steps = 3, GuidanceScale = 2.0, Seed = 5, BatchSize = 4 };
+        using var source = CheckpointSampleSource.Load(ckpt, [0, 1, 2], count: 7, options);
+        Assert.Equal([0, 1, 2, 0, 1, 2, 0], source.Labels);
+        int stepCalls = 0;
+        source.OnStep = (_, _, _) => stepCalls++;
+
+        // Pieces of 3 out of model batches of 4: 3, 1, 3; values equal the sampler's all-at-once output.
+        var batches = source.Batches(3).ToList();
+        Assert.Equal(new long[] { 3, 1, 3 }, batches.Select(b => b.Images.shape[0]));
+        Assert.Equal(2 * 3, stepCalls);
+        var (model, info) = TransformerCheckpoint.Load(ckpt);
+        using (model)
+        using (var direct = SampleBatch.FromSigned(new ClassConditionalSampler(model, info).Sample(source.Labels, options)))
+        {
+            Assert.True(Same(torch.cat(batches.Select(b => b.Images).ToList(), 0), direct.Images));
+            Assert.Equal(new long[] { 0, 1, 2, 0, 1, 2, 0 }, torch.cat(batches.Select(b => b.Labels!).ToList(), 0).data<long>().ToArray());
+        }
+        foreach (var b in batches) b.Dispose();
+        Assert.Equal(3, source.Batches(3, limit: 3).Sum(b => { using (b) return b.Images.shape[0]; }));
+
+        // Through the evaluator with (untrained) classifier features: the report fields, not the quality.
+        using var classifier = DomainClassifierTrainer.Create(SmallConfig, seed: 2);
+        var extractor = new ClassifierFeatureExtractor(classifier, "random-classifier");
+        var (reference, referenceLabels) = Shapes(20, 9);
+        using var result = SampleEvaluator.Evaluate(extractor, source, EvaluationReference.FromImages(new TensorSampleSource(reference, referenceLabels, "shapes")),
+            new EvaluationOptions { BatchSize = 5 });
+        var report = result.Report;
+        Assert.Equal(7, report.SampleCount);
+        Assert.Equal(20, report.ReferenceCount);
+        Assert.Contains("ddim, 3 steps, guidance 2, seed 5, float32", report.Samples);
+        Assert.Contains("classifier:random-classifier", report.FeatureNetwork);
+        Assert.True(double.IsFinite(report.Metrics["fid"]) && report.Metrics["fid"] >= 0);
+        Assert.InRange(report.Metrics["sample_accuracy"], 0.0, 1.0);
+        Assert.True(report.Metrics.ContainsKey("precision") && report.Metrics.ContainsKey("recall"));
+    }
+
+    [Fact]
+    public void LatentCheckpointsNeedAnAutoencoderAndUnguidableOnesSayGuidanceOne()
+    {
+        string dir = RepoPaths.NewTempDir("ckpt-latent");
+        string latent = TinyDenoiserCheckpoint(dir, "latent");
+        var e = Assert.Throws<LdmException>(() => CheckpointSampleSource.Load(latent, null, 4, new SamplingOptions()));
+        Assert.Contains("autoencoder", e.Message);
+        // With a decoder (here a stand-in for the autoencoder) latent samples are evaluated like images.
+        using (var decoded = CheckpointSampleSource.Load(latent, null, 2, new SamplingOptions { Steps = 2, BatchSize = 2 }, x => x.tanh()))
+            Assert.Equal(2, decoded.Batches(8).Sum(b => { using (b) return b.Images.shape[0]; }));
+
+        var (model, info) = TransformerCheckpoint.Load(TinyDenoiserCheckpoint(dir));
+        using (model)
+        {
+            var noDropout = info with { Transformer = info.Transformer with { ClassDropoutProb = 0 } };
+            var g = Assert.Throws<LdmException>(() => new CheckpointSampleSource(model, noDropout, [0], 2, new SamplingOptions { GuidanceScale = 3 }, "m"));
+            Assert.Contains("--guidance 1", g.Message);
+            Assert.Throws<LdmException>(() => new CheckpointSampleSource(model, info, [5], 2, new SamplingOptions(), "m"));
+        }
+    }
+
+    [Fact]
+    public void EvaluateCommandSamplesAModelAndRecordsHowInTheReport()
+    {
+        string dir = RepoPaths.NewTempDir("cli-eval-model");
+        string ckpt = TinyDenoiserCheckpoint(dir);
+        string clf = Path.Combine(dir, "clf.safetensors");
+        using (var classifier = DomainClassifierTrainer.Create(SmallConfig, seed: 4)) classifier.Save(clf);
+        var (reference, referenceLabels) = Shapes(12, 8);
+        string refNpz = Path.Combine(dir, "ref.npz");
+        Npz.Write(refNpz, new Dictionary<string, Tensor> { ["arr_0"] = reference.permute(0, 2, 3, 1).contiguous(), ["arr_1"] = referenceLabels });
+        string json = Path.Combine(dir, "report.json");
+        var root = new System.CommandLine.RootCommand { Cli.Commands.EvaluateCommand.Create() };
+        int code = Cli.CliRunner.Run(root, ["evaluate", "--model", ckpt, "--num-samples", "6", "--classes", "1,2", "--steps", "2", "--guidance", "1.5",
+            "--sampler", "ddpm", "--seed", "3", "--batch-size", "4", "--features", $"classifier:{clf}", "--reference", refNpz, "--out", json]);
+        Assert.Equal(0, code);
+        var report = EvaluationReport.Load(json);
+        Assert.Equal(ckpt, report.Model);
+        Assert.Equal("ddpm", report.Sampler);
+        Assert.Equal(2, report.Steps);
+        Assert.Equal(1.5, report.Guidance);
+        Assert.Equal(3, report.Seed);
+        Assert.Equal("float32", report.Dtype);
+        Assert.Equal(6, report.SampleCount);
+        Assert.StartsWith($"classifier:{clf}", report.FeatureNetwork);
+        Assert.Contains("sample_accuracy", report.Metrics.Keys);
+
+        // Exactly one of --samples and --model; a latent-space checkpoint names the missing autoencoder.
+        Assert.Equal(1, Cli.CliRunner.Run(root, ["evaluate", "--samples", refNpz, "--model", ckpt, "--reference", refNpz, "--features", $"classifier:{clf}", "--out", json]));
+        Assert.Equal(1, Cli.CliRunner.Run(root, ["evaluate", "--model", TinyDenoiserCheckpoint(dir, "latent"), "--reference", refNpz, "--features", $"classifier:{clf}", "--out", json]));
     }
 }

@@ -1,8 +1,12 @@
 using System.CommandLine;
 using System.Globalization;
 using LatentDiffusion.Data;
+using LatentDiffusion.Diagnostics;
 using LatentDiffusion.Evaluation;
+using LatentDiffusion.Diffusion;
 using LatentDiffusion.IO;
+using LatentDiffusion.Pipelines;
+using LatentDiffusion.Transformers;
 using Spectre.Console;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -12,13 +16,18 @@ namespace LatentDiffusion.Cli.Commands;
 /// <summary>
 /// `ldm evaluate`: FID (Inception or classifier features), precision/recall, Inception Score and sample accuracy of a
 /// set of generated images against reference images or statistics; writes a JSON report and prints a table.
-/// Sample sets: a folder of images, an .npz of samples (arr_0 uint8 NHWC, arr_1 labels), or a data set name.
+/// Sample sets: a folder of images, an .npz of samples (arr_0 uint8 NHWC, arr_1 labels), a data set name, or samples
+/// generated here from a denoiser checkpoint (--model).
 /// </summary>
 public static class EvaluateCommand
 {
     public static Command Create()
     {
-        var samples = new Option<string>("--samples") { Description = "generated images: a folder, an .npz (arr_0 uint8 NHWC, optional arr_1 labels), or fashion-mnist:train|test / shapes:<seed>", Required = true };
+        var samples = new Option<string?>("--samples") { Description = "generated images: a folder, an .npz (arr_0 uint8 NHWC, optional arr_1 labels), or fashion-mnist:train|test / shapes:<seed> (or use --model)" };
+        var model = new Option<string?>("--model", "-m") { Description = "denoiser checkpoint to sample from (pixel space; instead of --samples)" };
+        var numSamples = new Option<int>("--num-samples", "-n") { Description = "with --model: how many samples to generate", DefaultValueFactory = _ => 10000 };
+        var classes = new Option<string?>("--classes", "-c") { Description = "with --model: class ids to sample, cycled (3, 0,5,7, 0-9 or all; default all)" };
+        var dtype = new Option<string>("--dtype") { Description = "with --model: float32 or bf16 for the denoiser", DefaultValueFactory = _ => "float32" };
         var reference = new Option<string>("--reference") { Description = "reference: a folder, an .npz of statistics (mu, sigma) or of samples (arr_0), or fashion-mnist:train|test / shapes:<seed>", Required = true };
         var features = new Option<string>("--features") { Description = "feature network: inception, or classifier:<path to a train-classifier checkpoint>", DefaultValueFactory = _ => "inception" };
         var inceptionWeights = new Option<string?>("--inception-weights") { Description = $"path of {FidInceptionV3.WeightsFileName} (default: ${FidInceptionV3.WeightsEnvVar})" };
@@ -31,22 +40,42 @@ public static class EvaluateCommand
         var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 0 };
         var exportNpz = new Option<string?>("--export-npz") { Description = "also write the samples as .npz (arr_0 uint8 NHWC, arr_1 labels): the ADM evaluation-suite format" };
         var saveStats = new Option<string?>("--save-reference-stats") { Description = "write the reference's feature statistics (pytorch-fid .npz: mu, sigma)" };
-        var sampler = new Option<string?>("--sampler") { Description = "recorded in the report: the sampler that made the samples" };
-        var steps = new Option<int?>("--steps") { Description = "recorded in the report: sampling steps" };
-        var guidance = new Option<double?>("--guidance") { Description = "recorded in the report: classifier-free guidance scale" };
+        var sampler = new Option<string?>("--sampler") { Description = "with --model: ddim (default) or ddpm; else recorded in the report as the sampler that made the samples" };
+        var steps = new Option<int?>("--steps") { Description = "with --model: sampling steps (default 50); else recorded in the report" };
+        var guidance = new Option<double?>("--guidance", "-g") { Description = "with --model: classifier-free guidance scale (default 4, 1 = none); else recorded in the report" };
         var threads = new Option<int>("--threads") { Description = "CPU threads (0: all)", DefaultValueFactory = _ => 0 };
 
         var command = new Command("evaluate", "Measure generated images: FID, precision/recall, Inception Score, sample accuracy.")
-        { samples, reference, features, inceptionWeights, fashionDir, output, batch, maxSamples, noPr, k, seed, exportNpz, saveStats, sampler, steps, guidance, threads };
+        { samples, model, numSamples, classes, dtype, reference, features, inceptionWeights, fashionDir, output, batch, maxSamples, noPr, k, seed, exportNpz, saveStats, sampler, steps, guidance, threads };
         command.SetAction(r =>
         {
+            NativeRuntime.ConfigureForCpuWork(); // before the first torch call: OpenMP reads its environment once
             if (r.GetValue(threads) is > 0 and var t) torch.set_num_threads(t);
             using var extractor = CreateExtractor(r.GetValue(features)!, r.GetValue(inceptionWeights));
             string fmDir = r.GetValue(fashionDir)!;
             var disposables = new List<IDisposable>();
             try
             {
-                var sampleSource = OpenSource(r.GetValue(samples)!, extractor.Channels, fmDir, disposables);
+                string? modelPath = r.GetValue(model), samplesSpec = r.GetValue(samples);
+                if ((modelPath is null) == (samplesSpec is null))
+                    throw new LdmException("give either --samples (images to evaluate) or --model (a denoiser checkpoint to sample from), not both or neither.");
+                CheckpointSampleSource? generated = null;
+                ISampleSource sampleSource;
+                if (modelPath is not null)
+                {
+                    generated = OpenModel(CliParsing.ExistingFile(modelPath, "--model"), r.GetValue(classes), r.GetValue(numSamples), new SamplingOptions
+                    {
+                        Sampler = Samplers.Parse(r.GetValue(sampler) ?? "ddim"),
+                        Steps = r.GetValue(steps) ?? 50,
+                        GuidanceScale = r.GetValue(guidance) ?? 4.0,
+                        Seed = r.GetValue(seed),
+                        BatchSize = r.GetValue(batch),
+                        ComputeDtype = CliParsing.Dtype(r.GetValue(dtype)),
+                    }, extractor);
+                    disposables.Add(generated);
+                    sampleSource = generated;
+                }
+                else sampleSource = OpenSource(samplesSpec!, extractor.Channels, fmDir, disposables);
                 var referenceSpec = r.GetValue(reference)!;
                 var refSet = OpenReference(referenceSpec, extractor.Channels, fmDir, disposables);
                 var options = new EvaluationOptions
@@ -55,12 +84,24 @@ public static class EvaluateCommand
                     NearestK = r.GetValue(k), Seed = r.GetValue(seed), KeepSampleImages = r.GetValue(exportNpz) is not null,
                 };
                 EvaluationResult? result = null;
-                AnsiConsole.Status().Start($"evaluating with {extractor.Name}", ctx =>
-                    result = SampleEvaluator.Evaluate(extractor, sampleSource, refSet, options,
-                        (what, n) => ctx.Status($"{what}: {n} images through {extractor.Name}")));
+                if (generated is not null)
+                    result = EvaluateGenerated(extractor, generated, refSet, options);
+                else
+                    AnsiConsole.Status().Start($"evaluating with {extractor.Name}", ctx =>
+                        result = SampleEvaluator.Evaluate(extractor, sampleSource, refSet, options,
+                            (what, n) => ctx.Status($"{what}: {n} images through {extractor.Name}")));
                 using (result)
                 {
-                    var report = result!.Report with { Sampler = r.GetValue(sampler), Steps = r.GetValue(steps), Guidance = r.GetValue(guidance) };
+                    var report = generated is null
+                        ? result!.Report with { Sampler = r.GetValue(sampler), Steps = r.GetValue(steps), Guidance = r.GetValue(guidance) }
+                        : result!.Report with
+                        {
+                            Model = modelPath,
+                            Sampler = generated.Options.Sampler.ToString().ToLowerInvariant(),
+                            Steps = generated.Options.Steps,
+                            Guidance = generated.Options.GuidanceScale,
+                            Dtype = CliParsing.DtypeName(generated.Options.ComputeDtype),
+                        };
                     string outPath = r.GetValue(output)!;
                     report.Save(outPath);
                     if (r.GetValue(exportNpz) is { } npzPath)
@@ -83,6 +124,37 @@ public static class EvaluateCommand
             return 0;
         });
         return command;
+    }
+
+    /// <summary>A pixel-space denoiser checkpoint as a sample source; its classes must be the classifier's when sample
+    /// accuracy is measured with one.</summary>
+    static CheckpointSampleSource OpenModel(string path, string? classes, int count, SamplingOptions options, IFeatureExtractor extractor)
+    {
+        var info = TransformerCheckpoint.PeekInfo(path);
+        if (!info.IsPixelSpace)
+            // The place for --autoencoder: decode latents with the model's autoencoder (CheckpointSampleSource's decoder).
+            throw new LdmException($"'{path}' is a latent-space denoiser; evaluating it needs its autoencoder to decode the latents, which ldm evaluate cannot load yet; evaluate a pixel-space checkpoint, or decode samples with ldm sample and pass them as --samples.");
+        if (extractor.ClassNames.Count > 0 && info.ClassNames.Count > 0 && !extractor.ClassNames.SequenceEqual(info.ClassNames))
+            throw new LdmException($"the classifier's classes ({string.Join(", ", extractor.ClassNames.Take(4))}, ...) are not the model's ({string.Join(", ", info.ClassNames.Take(4))}, ...), so sample accuracy would compare different labels; use a classifier trained on the model's data set.");
+        if (extractor.Channels != info.Transformer.InChannels && extractor is ClassifierFeatureExtractor)
+            Console.Error.WriteLine($"note: the model makes {info.Transformer.InChannels}-channel images, the classifier takes {extractor.Channels}; they are converted.");
+        var ids = CliParsing.ClassIds(classes, info.Transformer.NumClasses);
+        return CheckpointSampleSource.Load(path, ids, count, options);
+    }
+
+    /// <summary>Samples with a progress bar over all reverse steps, then measures.</summary>
+    static EvaluationResult EvaluateGenerated(IFeatureExtractor extractor, CheckpointSampleSource source, EvaluationReference reference, EvaluationOptions options)
+    {
+        long count = Math.Min(source.Count!.Value, options.MaxSamples ?? long.MaxValue);
+        int perBatch = source.Options.BatchSize, steps = source.Options.Steps;
+        double total = (count + perBatch - 1) / perBatch * (double)steps;
+        string what = $"({source.Options.Sampler.ToString().ToLowerInvariant()}, {steps} steps, guidance {source.Options.GuidanceScale:G})";
+        return ConsoleProgress.Run($"sampling {count} images", total, report =>
+        {
+            source.OnStep = (done, step, stepsPerBatch) => report(done / perBatch * stepsPerBatch + step + 1, what);
+            return SampleEvaluator.Evaluate(extractor, source, reference, options,
+                (stage, n) => { if (stage == "reference") report(total, $"reference: {n} images through the feature network"); });
+        });
     }
 
     static IFeatureExtractor CreateExtractor(string spec, string? inceptionWeights)

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using LatentDiffusion.Data;
+using LatentDiffusion.Diagnostics;
 using LatentDiffusion.Evaluation;
 using Spectre.Console;
 using TorchSharp;
@@ -18,7 +19,7 @@ public static class TrainClassifierCommand
         var channels = new Option<int>("--channels") { Description = "1 (gray) or 3 (RGB) for a folder data set", DefaultValueFactory = _ => 3 };
         var testFraction = new Option<double>("--test-fraction") { Description = "share of a folder data set held out for the test accuracy", DefaultValueFactory = _ => 0.1 };
         var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => 5 };
-        var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 128 };
+        var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 256 };
         var lr = new Option<double>("--lr") { Description = "peak AdamW learning rate (cosine decay)", DefaultValueFactory = _ => 3e-3 };
         var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 0 };
         var noAugment = new Option<bool>("--no-augment") { Description = "train without random flips and shifts" };
@@ -29,6 +30,7 @@ public static class TrainClassifierCommand
         { data, fashionDir, imageSize, channels, testFraction, epochs, batch, lr, seed, noAugment, threads, output };
         command.SetAction(r =>
         {
+            NativeRuntime.ConfigureForCpuWork(); // before the first torch call: OpenMP reads its environment once
             if (r.GetValue(threads) is > 0 and var t) torch.set_num_threads(t);
             long s = r.GetValue(seed);
             var (train, test) = LoadData(r.GetValue(data)!, r.GetValue(fashionDir)!, r.GetValue(imageSize), r.GetValue(channels), r.GetValue(testFraction), s);
@@ -42,7 +44,7 @@ public static class TrainClassifierCommand
                 {
                     Epochs = r.GetValue(epochs), BatchSize = r.GetValue(batch), LearningRate = r.GetValue(lr), Seed = s, Augment = !r.GetValue(noAugment),
                 };
-                AnsiConsole.MarkupLineInterpolated($"training on [bold]{train.Count}[/] images of {train.Source} ({config.NumClasses} classes, {config.Channels}x{config.ImageSize}x{config.ImageSize}), testing on {test.Count}");
+                AnsiConsole.MarkupLineInterpolated($"training on [bold]{train.Count}[/] images of {train.Source} ({config.NumClasses} classes, {config.Channels}x{config.ImageSize}x{config.ImageSize}), testing on {test.Count}; batch {options.BatchSize}, {torch.get_num_threads()} threads{(NativeRuntime.Applied.Length > 0 ? "; " + NativeRuntime.Applied : "")}");
                 var sw = System.Diagnostics.Stopwatch.StartNew();
                 if (Console.IsOutputRedirected)
                 {

@@ -8,7 +8,7 @@ namespace LatentDiffusion.Evaluation;
 public sealed record ClassifierTrainingOptions
 {
     public int Epochs { get; init; } = 5;
-    public int BatchSize { get; init; } = 128;
+    public int BatchSize { get; init; } = 256;
     /// <summary>Peak learning rate of AdamW; decays to 0 on a cosine over all steps.</summary>
     public double LearningRate { get; init; } = 3e-3;
     public double WeightDecay { get; init; } = 0.01;

@@ -20,9 +20,13 @@ public sealed record EvaluationReport
     public string Reference { get; init; } = "";
     public long Seed { get; init; }
     public int? NearestK { get; init; }
+    /// <summary>The denoiser checkpoint the samples were generated from (ldm evaluate --model).</summary>
+    public string? Model { get; init; }
     public string? Sampler { get; init; }
     public int? Steps { get; init; }
     public double? Guidance { get; init; }
+    /// <summary>Compute dtype of the denoiser while sampling (float32 or bf16).</summary>
+    public string? Dtype { get; init; }
     public DateTime CreatedUtc { get; init; } = DateTime.UtcNow;
 
     static readonly JsonSerializerOptions Options = new()

@@ -45,8 +45,31 @@ public sealed class ClassConditionalSampler
     /// <param name="onStep">Called after each reverse step with (images done so far, step, steps per batch).</param>
     public Tensor Sample(IReadOnlyList<int> classIds, SamplingOptions options, Action<int, int, int>? onStep = null)
     {
+        var results = new List<Tensor>();
+        try
+        {
+            foreach (var batch in SampleBatches(classIds, options, onStep)) results.Add(batch);
+            return torch.cat(results, 0);
+        }
+        finally
+        {
+            foreach (var r in results) r.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The same samples as <see cref="Sample"/> (same seed, same batches, same values), produced one model batch at a
+    /// time so that large sample sets (evaluation) never sit in memory whole. The caller disposes each batch.
+    /// </summary>
+    public IEnumerable<Tensor> SampleBatches(IReadOnlyList<int> classIds, SamplingOptions options, Action<int, int, int>? onStep = null)
+    {
         options.Validate();
         CheckClasses(classIds);
+        return Run(classIds, options, onStep);
+    }
+
+    IEnumerable<Tensor> Run(IReadOnlyList<int> classIds, SamplingOptions options, Action<int, int, int>? onStep)
+    {
         var cfg = _info.Transformer;
         var diffusion = Samplers.CreateDiffusion(_diffusionConfig, options.Steps);
         bool clip = options.ClipDenoised ?? _info.IsPixelSpace;
@@ -54,7 +77,7 @@ public sealed class ClassConditionalSampler
         if (guided && cfg.ClassDropoutProb <= 0)
             throw new LdmException("this model was trained without label dropout, so it has no null class for guidance; sample with --guidance 1.");
 
-        return SamplingLoop.Run(_model, cfg, diffusion, classIds.Count, options, clip, onStep, (model, start, n) =>
+        return SamplingLoop.RunBatches(_model, cfg, diffusion, classIds.Count, options, clip, onStep, (model, start, n) =>
         {
             var y = torch.tensor(classIds.Skip(start).Take(n).Select(c => (long)c).ToArray());
             if (!guided) return (x, t) => model.forward(x, t, y);

@@ -20,8 +20,28 @@ internal static class SamplingLoop
         return config;
     }
 
-    /// <param name="bindBatch">(model to call, first image index, batch size) → the denoiser of that batch (guidance included).</param>
+    /// <summary>All samples in one tensor (see <see cref="RunBatches"/>).</summary>
     public static Tensor Run(DiffusionTransformer source, TransformerConfig cfg, GaussianDiffusion diffusion, int count,
+        SamplingOptions options, bool clip, Action<int, int, int>? onStep, Func<DiffusionTransformer, int, int, Denoiser> bindBatch)
+    {
+        var results = new List<Tensor>();
+        try
+        {
+            foreach (var batch in RunBatches(source, cfg, diffusion, count, options, clip, onStep, bindBatch)) results.Add(batch);
+            return torch.cat(results, 0);
+        }
+        finally
+        {
+            foreach (var r in results) r.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The samples one model batch at a time (the caller disposes each), so large sample sets (evaluation) never sit
+    /// in memory whole; the values are the same as <see cref="Run"/>'s.
+    /// </summary>
+    /// <param name="bindBatch">(model to call, first image index, batch size) → the denoiser of that batch (guidance included).</param>
+    public static IEnumerable<Tensor> RunBatches(DiffusionTransformer source, TransformerConfig cfg, GaussianDiffusion diffusion, int count,
         SamplingOptions options, bool clip, Action<int, int, int>? onStep, Func<DiffusionTransformer, int, int, Denoiser> bindBatch)
     {
         var model = source;
@@ -37,28 +57,28 @@ internal static class SamplingLoop
         model.eval();
         try
         {
-            using var _ = torch.no_grad();
-            var generator = new Generator(0, new Device(DeviceType.CPU));
+            using var generator = new Generator(0, new Device(DeviceType.CPU));
             generator.manual_seed(options.Seed);
             var shape = new long[] { 0, cfg.InChannels, cfg.InputSize, cfg.InputSize };
-            var results = new List<Tensor>();
             int done = 0;
             for (int start = 0; start < count; start += options.BatchSize)
             {
-                using var scope = torch.NewDisposeScope();
-                int n = Math.Min(options.BatchSize, count - start);
-                shape[0] = n;
-                var z = torch.randn(shape, generator: generator);
-                var denoiser = bindBatch(model, start, n);
-                int batchDone = done;
-                var samples = Samplers.Sample(diffusion, options.Sampler, denoiser, z, generator, options.Eta, clip,
-                    s => onStep?.Invoke(batchDone, s.Step, s.TotalSteps));
-                results.Add(samples.MoveToOuterDisposeScope());
-                done += n;
+                Tensor samples;
+                // no_grad is thread-local state: set it per batch, never across a yield.
+                using (torch.no_grad())
+                using (var scope = torch.NewDisposeScope())
+                {
+                    int n = Math.Min(options.BatchSize, count - start);
+                    shape[0] = n;
+                    var z = torch.randn(shape, generator: generator);
+                    var denoiser = bindBatch(model, start, n);
+                    int batchDone = done;
+                    samples = Samplers.Sample(diffusion, options.Sampler, denoiser, z, generator, options.Eta, clip,
+                        s => onStep?.Invoke(batchDone, s.Step, s.TotalSteps)).MoveToOuterDisposeScope();
+                    done += n;
+                }
+                yield return samples;
             }
-            var all = torch.cat(results, 0);
-            foreach (var r in results) r.Dispose();
-            return all;
         }
         finally
         {
