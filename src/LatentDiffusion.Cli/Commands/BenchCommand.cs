@@ -109,7 +109,8 @@ public static class BenchCommand
                 sampleDiff = (f32 - b16).abs().max().item<float>();
             }
         }
-        return new BenchResult(cfg, parameters, batch, CliParsing.DtypeName(dtype), torch.get_num_threads(), Environment.GetEnvironmentVariable("GLIBC_TUNABLES"),
+        return new BenchResult(cfg, parameters, batch, CliParsing.DtypeName(dtype), torch.get_num_threads(),
+            $"GLIBC_TUNABLES={Environment.GetEnvironmentVariable("GLIBC_TUNABLES") ?? "(unset)"}; native tuning: {(NativeRuntime.Applied.Length > 0 ? NativeRuntime.Applied : "none")}",
             trainSps, trainTimes, sampleIps, sampleSteps, guidance, sampleTimes, maxDiff, relDiff, sampleDiff, ProcessMemory.PeakResidentBytes());
     }
 
@@ -128,7 +129,7 @@ public static class BenchCommand
         var c = r.Config;
         var table = new Table().AddColumn("measure").AddColumn("value");
         table.AddRow("model", Markup.Escape($"{c.Block} {c.Depth}x{c.HiddenSize} heads {c.NumHeads} patch {c.PatchSize} on {c.InputSize}x{c.InputSize}x{c.InChannels}, {c.NumClasses} classes, learn sigma {c.LearnSigma} ({r.Parameters:N0} parameters)"));
-        table.AddRow("batch, dtype, threads", Markup.Escape($"{r.Batch}, {r.Dtype}, {r.Threads}; GLIBC_TUNABLES={r.Allocator ?? "(unset)"}"));
+        table.AddRow("batch, dtype, threads", Markup.Escape($"{r.Batch}, {r.Dtype}, {r.Threads}; {r.Allocator}"));
         if (r.TrainStepsPerSec is double tps)
             table.AddRow("training steps/s", Markup.Escape($"{tps:F3} ({tps * r.Batch:F1} images/s); runs {string.Join(" ", r.TrainTimes!.Select(x => $"{x:F3}s"))}"));
         if (r.SampleImagesPerSec is double ips)

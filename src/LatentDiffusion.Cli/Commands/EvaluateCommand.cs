@@ -49,7 +49,6 @@ public static class EvaluateCommand
         { samples, model, numSamples, classes, dtype, reference, features, inceptionWeights, fashionDir, output, batch, maxSamples, noPr, k, seed, exportNpz, saveStats, sampler, steps, guidance, threads };
         command.SetAction(r =>
         {
-            NativeRuntime.ConfigureForCpuWork(); // before the first torch call: OpenMP reads its environment once
             if (r.GetValue(threads) is > 0 and var t) torch.set_num_threads(t);
             using var extractor = CreateExtractor(r.GetValue(features)!, r.GetValue(inceptionWeights));
             string fmDir = r.GetValue(fashionDir)!;

@@ -30,7 +30,6 @@ public static class TrainClassifierCommand
         { data, fashionDir, imageSize, channels, testFraction, epochs, batch, lr, seed, noAugment, threads, output };
         command.SetAction(r =>
         {
-            NativeRuntime.ConfigureForCpuWork(); // before the first torch call: OpenMP reads its environment once
             if (r.GetValue(threads) is > 0 and var t) torch.set_num_threads(t);
             long s = r.GetValue(seed);
             var (train, test) = LoadData(r.GetValue(data)!, r.GetValue(fashionDir)!, r.GetValue(imageSize), r.GetValue(channels), r.GetValue(testFraction), s);

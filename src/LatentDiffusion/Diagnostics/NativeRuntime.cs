@@ -39,6 +39,8 @@ public static class NativeRuntime
     {
         if (_configured || !OperatingSystem.IsLinux()) return;
         _configured = true;
+        // LDM_NATIVE_TUNING=off keeps libtorch's and glibc's defaults (for measuring what these settings do).
+        if (string.Equals(Environment.GetEnvironmentVariable("LDM_NATIVE_TUNING"), "off", StringComparison.OrdinalIgnoreCase)) return;
         var applied = new List<string>();
         try
         {
