@@ -1,0 +1,51 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace LatentDiffusion.Autoencoders;
+
+/// <summary>
+/// Residual block of the LDM autoencoder (no timestep input): GroupNorm(32) → SiLU → 3×3 conv, twice (dropout before the
+/// second conv), plus a 1×1 <c>nin_shortcut</c> on the skip path when the channel count changes.
+/// Keys: <c>norm1</c>, <c>conv1</c>, <c>norm2</c>, <c>conv2</c>, <c>nin_shortcut</c>.
+/// </summary>
+public sealed class ResnetBlock : nn.Module<Tensor, Tensor>
+{
+    readonly GroupNorm norm1, norm2;
+    readonly Conv2d conv1, conv2;
+    readonly Dropout dropout;
+    readonly Conv2d? nin_shortcut;
+
+    public int InChannels { get; }
+    public int OutChannels { get; }
+
+    public ResnetBlock(int inChannels, int outChannels, double dropout) : base(nameof(ResnetBlock))
+    {
+        InChannels = inChannels;
+        OutChannels = outChannels;
+        norm1 = AutoencoderLayers.Normalize(inChannels);
+        conv1 = nn.Conv2d(inChannels, outChannels, kernel_size: 3, stride: 1, padding: 1);
+        norm2 = AutoencoderLayers.Normalize(outChannels);
+        this.dropout = nn.Dropout(dropout);
+        conv2 = nn.Conv2d(outChannels, outChannels, kernel_size: 3, stride: 1, padding: 1);
+        if (inChannels != outChannels)
+            nin_shortcut = nn.Conv2d(inChannels, outChannels, kernel_size: 1);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var h = conv1.forward(nn.functional.silu(norm1.forward(x)));
+        h = conv2.forward(dropout.forward(nn.functional.silu(norm2.forward(h))));
+        var skip = nin_shortcut is null ? x : nin_shortcut.forward(x);
+        return (skip + h).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>Shared pieces of the autoencoder layers.</summary>
+static class AutoencoderLayers
+{
+    /// <summary>CompVis' <c>Normalize</c>: GroupNorm with 32 groups, eps 1e-6, affine.</summary>
+    public static GroupNorm Normalize(int channels) => nn.GroupNorm(32, channels, eps: 1e-6, affine: true);
+}
