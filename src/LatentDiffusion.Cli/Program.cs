@@ -7,6 +7,7 @@ var root = new RootCommand("ldm: Transformer latent diffusion in .NET — train,
 foreach (var command in new[]
 {
     SampleCommand.Create(),
+    ConvertCommand.Create(),
 })
     root.Subcommands.Add(command);
 return CliRunner.Run(root, args);

@@ -12,7 +12,7 @@ namespace LatentDiffusion.Tests.Autoencoders;
 public sealed class AutoencoderKeysTests
 {
     // Attention at 8×8 so that attention blocks inside the levels (attentions.j) are renamed too, not only the middle's.
-    static readonly AutoencoderConfig Tiny = new()
+    internal static readonly AutoencoderConfig Tiny = new()
     {
         Ch = 32, ChMult = [1, 2], NumResBlocks = 1, AttnResolutions = [8], ZChannels = 4, EmbedDim = 4,
         InChannels = 3, OutCh = 3, Resolution = 16,
@@ -53,7 +53,7 @@ public sealed class AutoencoderKeysTests
         return string.Join(".", o);
     }
 
-    static Dictionary<string, Tensor> DiffusersStateDict(AutoencoderKL model, bool oldNames)
+    internal static Dictionary<string, Tensor> DiffusersStateDict(AutoencoderKL model, bool oldNames)
     {
         var result = new Dictionary<string, Tensor>();
         foreach (var (k, v) in model.state_dict())
@@ -65,7 +65,7 @@ public sealed class AutoencoderKeysTests
         return result;
     }
 
-    static AutoencoderKL RandomModel(long seed)
+    internal static AutoencoderKL RandomModel(long seed)
     {
         torch.manual_seed(seed);
         var model = new AutoencoderKL(Tiny);
