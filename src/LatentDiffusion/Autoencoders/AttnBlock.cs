@@ -11,7 +11,7 @@ namespace LatentDiffusion.Autoencoders;
 /// </summary>
 public sealed class AttnBlock : nn.Module<Tensor, Tensor>
 {
-    readonly GroupNorm norm;
+    readonly GroupNorm32 norm;
     readonly Conv2d q, k, v, proj_out;
 
     public AttnBlock(int channels) : base(nameof(AttnBlock))
@@ -30,7 +30,7 @@ public sealed class AttnBlock : nn.Module<Tensor, Tensor>
         long b = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3];
         var hn = norm.forward(x);
         // (B, C, H, W) → (B, 1, H·W, C): one head whose width is all C channels, so SDPA's default scale is C^−½ as in CompVis.
-        Tensor Tokens(Tensor t) => t.reshape(b, c, h * w).transpose(1, 2).unsqueeze(1);
+        Tensor Tokens(Tensor t) => t.reshape(b, c, h * w).transpose(1, 2).unsqueeze(1).contiguous();
         var attended = nn.functional.scaled_dot_product_attention(Tokens(q.forward(hn)), Tokens(k.forward(hn)), Tokens(v.forward(hn)));
         var back = attended.squeeze(1).transpose(1, 2).reshape(b, c, h, w);
         return (x + proj_out.forward(back)).MoveToOuterDisposeScope();

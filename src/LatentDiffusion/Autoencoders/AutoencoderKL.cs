@@ -67,7 +67,7 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
     {
         CheckImage(x);
         using var h = EncoderOutput(x);
-        return quant_conv.forward(h);
+        return NarrowConv.Forward(quant_conv, h);
     }
 
     /// <summary>The posterior q(z | x) for images x (B, in_channels, H, W) in [−1, 1].</summary>
@@ -83,7 +83,7 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
         if (z.dim() != 4 || z.shape[1] != Config.EmbedDim)
             throw new LdmException($"the autoencoder decodes latents of shape (N, {Config.EmbedDim}, h, w), got [{string.Join(",", z.shape)}]; pass latents made by this autoencoder.");
         using var scope = NewDisposeScope();
-        var h = post_quant_conv.forward(z.to(ParamDType, ParamDevice));
+        var h = NarrowConv.Forward(post_quant_conv, z.to(ParamDType, ParamDevice));
         return decoder.forward(h).MoveToOuterDisposeScope();
     }
 

@@ -14,7 +14,7 @@ public sealed class Decoder : nn.Module<Tensor, Tensor>
     readonly Conv2d conv_in, conv_out;
     readonly MidBlock mid;
     readonly ModuleList<ResolutionLevel> up;
-    readonly GroupNorm norm_out;
+    readonly GroupNorm32 norm_out;
 
     public Decoder(AutoencoderConfig config) : base(nameof(Decoder))
     {
@@ -48,7 +48,7 @@ public sealed class Decoder : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var h = mid.forward(conv_in.forward(z));
         for (int i = up.Count - 1; i >= 0; i--) h = up[i].forward(h);
-        h = conv_out.forward(nn.functional.silu(norm_out.forward(h)));
+        h = NarrowConv.Forward(conv_out, nn.functional.silu(norm_out.forward(h)));
         return h.MoveToOuterDisposeScope();
     }
 }

@@ -13,7 +13,7 @@ public sealed class Encoder : nn.Module<Tensor, Tensor>
     readonly Conv2d conv_in, conv_out;
     readonly ModuleList<ResolutionLevel> down;
     readonly MidBlock mid;
-    readonly GroupNorm norm_out;
+    readonly GroupNorm32 norm_out;
 
     public Encoder(AutoencoderConfig config) : base(nameof(Encoder))
     {
@@ -47,7 +47,7 @@ public sealed class Encoder : nn.Module<Tensor, Tensor>
         var h = conv_in.forward(x);
         foreach (var level in down) h = level.forward(h);
         h = mid.forward(h);
-        h = conv_out.forward(nn.functional.silu(norm_out.forward(h)));
+        h = NarrowConv.Forward(conv_out, nn.functional.silu(norm_out.forward(h)));
         return h.MoveToOuterDisposeScope();
     }
 }

@@ -11,7 +11,7 @@ namespace LatentDiffusion.Autoencoders;
 /// </summary>
 public sealed class ResnetBlock : nn.Module<Tensor, Tensor>
 {
-    readonly GroupNorm norm1, norm2;
+    readonly GroupNorm32 norm1, norm2;
     readonly Conv2d conv1, conv2;
     readonly Dropout dropout;
     readonly Conv2d? nin_shortcut;
@@ -46,6 +46,24 @@ public sealed class ResnetBlock : nn.Module<Tensor, Tensor>
 /// <summary>Shared pieces of the autoencoder layers.</summary>
 static class AutoencoderLayers
 {
-    /// <summary>CompVis' <c>Normalize</c>: GroupNorm with 32 groups, eps 1e-6, affine.</summary>
-    public static GroupNorm Normalize(int channels) => nn.GroupNorm(32, channels, eps: 1e-6, affine: true);
+    /// <summary>CompVis' <c>Normalize</c>: GroupNorm with 32 groups, eps 1e-6, affine (scale 1, shift 0 at start).</summary>
+    public static GroupNorm32 Normalize(int channels) => new(channels);
+}
+
+/// <summary>
+/// GroupNorm(32 groups, eps 1e-6) with affine <c>weight</c> and <c>bias</c>, through <c>nn.functional.group_norm</c>.
+/// Our own module because TorchSharp 0.107's <c>nn.GroupNorm</c> leaves its affine parameters uninitialised.
+/// </summary>
+public sealed class GroupNorm32 : nn.Module<Tensor, Tensor>
+{
+    readonly Parameter weight, bias;
+
+    public GroupNorm32(int channels) : base(nameof(GroupNorm32))
+    {
+        weight = new Parameter(torch.ones(channels));
+        bias = new Parameter(torch.zeros(channels));
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x) => nn.functional.group_norm(x, 32, weight, bias, 1e-6);
 }

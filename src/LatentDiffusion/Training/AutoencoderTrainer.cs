@@ -155,6 +155,8 @@ public sealed class AutoencoderTrainer : IDisposable
         ModelEma.Update(_model, _ema, Options.EmaDecay);
         Step++;
         var result = new AutoencoderStepResult(Step, absErr.mean().item<float>(), kl.item<float>(), loss.item<float>(), gValue, dValue, weight);
+        if (!double.IsFinite(result.Loss) || !double.IsFinite(result.DiscriminatorLoss) || !double.IsFinite(result.AdaptiveWeight))
+            throw new LdmException($"training diverged at step {Step} ({result}); lower --lr or resume from the last checkpoint with a smaller one.");
         _pendingMetrics.Add(JsonSerializer.Serialize(new
         {
             step = Step, l1 = result.L1, kl = result.Kl, loss = result.Loss, g_loss = gValue, d_loss = dValue, d_weight = weight,

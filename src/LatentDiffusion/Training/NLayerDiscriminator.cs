@@ -1,3 +1,4 @@
+using LatentDiffusion.Autoencoders;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -45,5 +46,14 @@ public sealed class NLayerDiscriminator : nn.Module<Tensor, Tensor>
         }
     }
 
-    public override Tensor forward(Tensor x) => main.forward(x);
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = torch.NewDisposeScope();
+        var layers = main.children().Cast<nn.Module<Tensor, Tensor>>().ToList();
+        var h = x;
+        for (int i = 0; i < layers.Count - 1; i++) h = layers[i].forward(h);
+        // The one-channel logit conv: its input gradient feeds the generator loss (see NarrowConv for why this path).
+        h = NarrowConv.Forward((Conv2d)layers[^1], h);
+        return h.MoveToOuterDisposeScope();
+    }
 }

@@ -33,6 +33,15 @@ public sealed class AutoencoderConfigTests
     }
 
     [Fact]
+    public void FreshModelHasUnitGroupNormScalesAndZeroShifts()
+    {
+        // TorchSharp's GroupNorm leaves these uninitialised; a fresh model must still start from PyTorch's defaults.
+        using var model = new AutoencoderKL(AutoencoderConfig.F4Rgb32);
+        foreach (var (name, p) in model.named_parameters().Where(kv => kv.name.Contains("norm")))
+            Assert.True(p.equal(name.EndsWith("weight") ? torch.ones_like(p) : torch.zeros_like(p)).all().item<bool>(), name);
+    }
+
+    [Fact]
     public void JsonRoundTripAndCompVisForm()
     {
         var c = AutoencoderConfig.F4Rgb32;
