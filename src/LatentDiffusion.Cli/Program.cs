@@ -8,6 +8,7 @@ foreach (var command in new[]
 {
     SampleCommand.Create(),
     ConvertCommand.Create(),
+    TrainAutoencoderCommand.Create(),
 })
     root.Subcommands.Add(command);
 return CliRunner.Run(root, args);
