@@ -114,6 +114,27 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
             throw new LdmException($"image size {x.shape[2]}x{x.shape[3]} is not divisible by the autoencoder's down-sampling factor {f}; resize or crop the images to a multiple of {f}.");
     }
 
+    /// <summary>
+    /// Re-draws every parameter from <paramref name="generator"/> with PyTorch's default distributions (conv weights and
+    /// biases U(−1/√fan_in, 1/√fan_in), norm scales 1, shifts 0), so a new model depends on its seed only and not on
+    /// the process-wide RNG (which other threads may use).
+    /// </summary>
+    public void ResetParameters(Generator generator)
+    {
+        using var _ = torch.no_grad();
+        foreach (var (name, p) in named_parameters())
+        {
+            bool norm = name.Split('.')[^2].StartsWith("norm");
+            if (norm) { if (name.EndsWith("weight")) p.fill_(1.0); else p.zero_(); continue; }
+            string weightName = name.EndsWith(".bias") ? name[..^".bias".Length] + ".weight" : name;
+            var w = get_parameter(weightName)!;
+            long fanIn = w.shape[1] * w.shape[2] * w.shape[3];
+            double bound = 1.0 / Math.Sqrt(fanIn);
+            using var u = torch.rand(p.shape, generator: generator);
+            p.copy_(u * (2 * bound) - bound);
+        }
+    }
+
     /// <summary>Saves weights, config and latent scale as one checkpoint file (kind <see cref="ModelKind"/>), atomically.</summary>
     public void Save(string path, ScalarType? storageDtype = null, IReadOnlyDictionary<string, string>? extra = null)
     {

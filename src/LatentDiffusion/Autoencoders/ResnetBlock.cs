@@ -60,8 +60,9 @@ public sealed class GroupNorm32 : nn.Module<Tensor, Tensor>
 
     public GroupNorm32(int channels) : base(nameof(GroupNorm32))
     {
-        weight = new Parameter(torch.ones(channels));
-        bias = new Parameter(torch.zeros(channels));
+        // Detached from any dispose scope around the constructor: the parameters live as long as the module.
+        weight = new Parameter(torch.ones(channels).DetachFromDisposeScope());
+        bias = new Parameter(torch.zeros(channels).DetachFromDisposeScope());
         RegisterComponents();
     }
 

@@ -64,8 +64,8 @@ public sealed class AutoencoderTrainer : IDisposable
         RunDir = runDir;
         _data = data;
 
-        torch.manual_seed(options.Seed);
         _model = new AutoencoderKL(config);
+        _model.ResetParameters(new Generator(StreamSeed(options.Seed, 6, 0)));
         _ema = new AutoencoderKL(config);
         ModelEma.CopyInto(_model, _ema);
         _ema.eval();

@@ -36,13 +36,28 @@ public sealed class NLayerDiscriminator : nn.Module<Tensor, Tensor>
         main = nn.Sequential(items);
         RegisterComponents();
 
+        // All draws from `init` (not the process-wide RNG), so the discriminator depends on its seed only. Drawn with
+        // torch.randn/rand and copied: TorchSharp 0.107's nn.init.normal_/uniform_ ignore their generator argument.
         using var _ = torch.no_grad();
-        foreach (var (name, p) in named_parameters())
+        init ??= new Generator(0);
+        void Normal(Tensor t, double mean, double std) { using var r = torch.randn(t.shape, generator: init); t.copy_(r * std + mean); }
+        void Uniform(Tensor t, double bound) { using var r = torch.rand(t.shape, generator: init); t.copy_(r * (2 * bound) - bound); }
+        foreach (var m in main.children())
         {
-            bool batchNorm = p.dim() == 1 && named_modules().Any(m => m.module is BatchNorm2d && name.StartsWith(m.name + "."));
-            if (p.dim() == 4) nn.init.normal_(p, 0.0, 0.02, init);
-            else if (batchNorm && name.EndsWith("weight")) nn.init.normal_(p, 1.0, 0.02, init);
-            else if (batchNorm) nn.init.zeros_(p);
+            if (m is Conv2d conv)
+            {
+                Normal(conv.weight!, 0.0, 0.02);
+                if (conv.bias is { } b)
+                {
+                    double bound = 1.0 / Math.Sqrt(conv.weight!.shape[1] * conv.weight.shape[2] * conv.weight.shape[3]);
+                    Uniform(b, bound); // PyTorch's default conv bias
+                }
+            }
+            else if (m is BatchNorm2d bn)
+            {
+                Normal(bn.weight!, 1.0, 0.02);
+                nn.init.zeros_(bn.bias!);
+            }
         }
     }
 
@@ -51,9 +66,9 @@ public sealed class NLayerDiscriminator : nn.Module<Tensor, Tensor>
         using var scope = torch.NewDisposeScope();
         var layers = main.children().Cast<nn.Module<Tensor, Tensor>>().ToList();
         var h = x;
-        for (int i = 0; i < layers.Count - 1; i++) h = layers[i].forward(h);
-        // The one-channel logit conv: its input gradient feeds the generator loss (see NarrowConv for why this path).
-        h = NarrowConv.Forward((Conv2d)layers[^1], h);
+        // Convs go through NarrowConv: their input gradients feed the generator loss, and narrow ones (the one-channel
+        // logit conv, small ndf) hit libtorch's faulty backward otherwise (see NarrowConv).
+        foreach (var layer in layers) h = layer is Conv2d conv ? NarrowConv.Forward(conv, h) : layer.forward(h);
         return h.MoveToOuterDisposeScope();
     }
 }
