@@ -9,6 +9,7 @@ foreach (var command in new[]
     SampleCommand.Create(),
     ConvertCommand.Create(),
     TrainAutoencoderCommand.Create(),
+    EncodeCommand.Create(),
 })
     root.Subcommands.Add(command);
 return CliRunner.Run(root, args);
