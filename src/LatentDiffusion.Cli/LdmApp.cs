@@ -16,6 +16,9 @@ public static class LdmApp
             SampleCommand.Create(),
             EvaluateCommand.Create(),
             TrainClassifierCommand.Create(),
+            TrainAutoencoderCommand.Create(),
+            EncodeCommand.Create(),
+            ConvertCommand.Create(),
             BenchCommand.Create(),
         })
             root.Subcommands.Add(command);

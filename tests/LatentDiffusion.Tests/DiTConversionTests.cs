@@ -58,3 +58,32 @@ public class DiTConversionTests
         Assert.Contains("not an official DiT", e.Message);
     }
 }
+
+/// <summary>`ldm convert --kind dit` end to end, then `ldm sample` from the converted file.</summary>
+[Collection(ConsoleCollection.Name)]
+public class DiTConvertCommandTests
+{
+    [Fact]
+    public void ConvertThenSampleWritesLatents()
+    {
+        string dir = RepoPaths.NewTempDir("ditcli");
+        string pt = Path.Combine(dir, "DiT-tiny.pt"), output = Path.Combine(dir, "dit.safetensors");
+        using (var weights = SafetensorsFile.Open(Path.Combine(RepoPaths.Fixtures, "dit_forward", "weights.safetensors")))
+            PyTorchCheckpoint.Save(pt, weights.ReadAll());
+
+        var convert = CliTestHost.Run("convert", pt, "--kind", "dit", "--num-heads", "4", "-o", output);
+        Assert.True(convert.ExitCode == 0, convert.Stderr);
+        Assert.Contains("DiT (adaLN-Zero) depth 2, width 64, heads 4", convert.Stdout);
+
+        string samples = Path.Combine(dir, "samples");
+        var sample = CliTestHost.Run("sample", "--model", output, "--classes", "1,6", "--num", "2", "--steps", "3", "--out", samples);
+        Assert.True(sample.ExitCode == 0, sample.Stderr);
+        using var latents = SafetensorsFile.Open(Path.Combine(samples, "latents.safetensors"));
+        Assert.Equal(new long[] { 2, 4, 8, 8 }, latents.Entries["latents"].Shape);
+
+        var missingHeads = CliTestHost.Run("convert", pt, "--kind", "dit", "-o", Path.Combine(dir, "x.safetensors"));
+        Assert.Equal(1, missingHeads.ExitCode);
+        Assert.Contains("--num-heads", missingHeads.Stderr);
+        Assert.False(File.Exists(Path.Combine(dir, "x.safetensors")));
+    }
+}

@@ -1,0 +1,96 @@
+using System.CommandLine;
+using System.Globalization;
+using LatentDiffusion.Autoencoders;
+using TorchSharp;
+
+namespace LatentDiffusion.Cli.Commands;
+
+/// <summary>
+/// `ldm convert`: turns official weights into our checkpoint format (one safetensors file with its config).
+/// One converter per model kind (<c>--kind</c>); each reads the input, builds the model, loads the weights strictly
+/// and saves the checkpoint.
+/// </summary>
+public static class ConvertCommand
+{
+    /// <summary>What a converter receives: the parsed command line.</summary>
+    public sealed record Request(string Input, string Output, string? Config, double? ScaleFactor, torch.ScalarType? StorageDtype, int? NumHeads = null);
+
+    /// <summary>Converters by <c>--kind</c>. Each returns a one-line summary of what it wrote.</summary>
+    public static readonly IReadOnlyDictionary<string, Func<Request, string>> Converters = new Dictionary<string, Func<Request, string>>
+    {
+        ["autoencoder"] = ConvertAutoencoder,
+        ["dit"] = ConvertDiT,
+    };
+
+    public static Command Create()
+    {
+        var input = new Argument<string>("input")
+        {
+            Description = "Official weights: diffusers diffusion_pytorch_model.safetensors, a CompVis/SD .ckpt, or a state-dict .safetensors.",
+        };
+        var output = new Option<string>("--output", "-o") { Description = "Checkpoint file to write (.safetensors).", Required = true };
+        var kind = new Option<string>("--kind")
+        {
+            Description = $"Which model the weights are: {string.Join(", ", Converters.Keys)}.",
+            DefaultValueFactory = _ => "autoencoder",
+        };
+        var config = new Option<string?>("--config")
+        {
+            Description = $"Model architecture: a preset ({string.Join(", ", AutoencoderConfig.PresetNames)} for autoencoders) or a JSON config file.",
+        };
+        var scale = new Option<double?>("--scale-factor")
+        {
+            Description = "Latent scale factor stored with an autoencoder (default 0.18215 for the sd preset, else 1).",
+        };
+        var dtype = new Option<string>("--dtype")
+        {
+            Description = "Storage dtype of the weights: float32, bfloat16 or float16.",
+            DefaultValueFactory = _ => "float32",
+        };
+        var numHeads = new Option<int?>("--num-heads")
+        {
+            Description = "DiT only: attention heads, when the width and depth are not one of DiT's presets (the weights do not show it).",
+        };
+        var command = new Command("convert", "Convert official PyTorch / diffusers weights into an ldm checkpoint.")
+        {
+            input, output, kind, config, scale, dtype, numHeads,
+        };
+        command.SetAction(parse =>
+        {
+            string k = parse.GetValue(kind)!.ToLowerInvariant();
+            if (!Converters.TryGetValue(k, out var convert))
+                throw new LdmException($"unknown --kind '{k}'; use one of {string.Join(", ", Converters.Keys)}.");
+            var request = new Request(parse.GetValue(input)!, parse.GetValue(output)!, parse.GetValue(config), parse.GetValue(scale), ParseDtype(parse.GetValue(dtype)!), parse.GetValue(numHeads));
+            Console.WriteLine(convert(request));
+            return 0;
+        });
+        return command;
+    }
+
+    static torch.ScalarType? ParseDtype(string s) => s.ToLowerInvariant() switch
+    {
+        "float32" or "fp32" or "f32" => null,
+        "bfloat16" or "bf16" => torch.ScalarType.BFloat16,
+        "float16" or "fp16" or "f16" => torch.ScalarType.Float16,
+        _ => throw new LdmException($"unknown --dtype '{s}'; use float32, bfloat16 or float16."),
+    };
+
+    static string ConvertAutoencoder(Request r)
+    {
+        string preset = r.Config ?? "sd";
+        var config = AutoencoderConfig.FromPresetOrFile(preset);
+        double scale = r.ScaleFactor ?? (preset.Equals("sd", StringComparison.OrdinalIgnoreCase) ? AutoencoderKL.SdLatentScale : 1.0);
+        using var model = AutoencoderImport.FromFile(r.Input, config, scale);
+        model.Save(r.Output, r.StorageDtype, new Dictionary<string, string> { ["ldm.made_by"] = $"ldm convert {Path.GetFileName(r.Input)}" });
+        long parameters = model.parameters().Sum(p => p.NumberOfElements);
+        return $"wrote {r.Output}: autoencoder-kl, {parameters:N0} parameters, f={config.DownsampleFactor}, {config.EmbedDim} latent channels, latent scale {scale.ToString("R", CultureInfo.InvariantCulture)}";
+    }
+
+    static string ConvertDiT(Request r)
+    {
+        if (r.Config != null || r.ScaleFactor != null)
+            throw new LdmException("--config and --scale-factor are for autoencoders; a DiT checkpoint's config is read off its weights (use --num-heads if asked).");
+        var c = Transformers.DiTConversion.Convert(r.Input, r.Output, r.NumHeads, r.StorageDtype);
+        return $"wrote {r.Output}: DiT (adaLN-Zero) depth {c.Depth}, width {c.HiddenSize}, heads {c.NumHeads}, patch {c.PatchSize}, input {c.InputSize}x{c.InputSize}x{c.InChannels}, {c.NumClasses} classes, learn sigma {c.LearnSigma}";
+    }
+}

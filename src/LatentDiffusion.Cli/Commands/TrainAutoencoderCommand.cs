@@ -1,0 +1,78 @@
+using System.CommandLine;
+using LatentDiffusion.Autoencoders;
+using LatentDiffusion.Training;
+using Spectre.Console;
+using TorchSharp;
+
+namespace LatentDiffusion.Cli.Commands;
+
+/// <summary>`ldm train-autoencoder`: trains a KL autoencoder (L1 + KL, optional PatchGAN) with resumable checkpoints.</summary>
+public static class TrainAutoencoderCommand
+{
+    public static Command Create()
+    {
+        var data = new Option<string>("--data") { Description = DataSpec.Help, DefaultValueFactory = _ => "shapes" };
+        var count = new Option<int>("--data-count") { Description = "Images to generate for the shapes data sets.", DefaultValueFactory = _ => 10_000 };
+        var size = new Option<int>("--image-size") { Description = "Image side for image folders.", DefaultValueFactory = _ => 32 };
+        var config = new Option<string>("--config") { Description = $"Autoencoder preset ({string.Join(", ", AutoencoderConfig.PresetNames)}) or JSON config file.", DefaultValueFactory = _ => "f4-32" };
+        var output = new Option<string>("--out", "-o") { Description = "Run folder (training state, autoencoder.safetensors, metrics, grids).", DefaultValueFactory = _ => "runs/autoencoder" };
+        var d = new AutoencoderTrainingOptions();
+        var steps = new Option<int>("--steps") { DefaultValueFactory = _ => d.Steps };
+        var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => d.BatchSize };
+        var lr = new Option<double>("--lr") { DefaultValueFactory = _ => d.LearningRate };
+        var kl = new Option<double>("--kl-weight") { DefaultValueFactory = _ => d.KlWeight };
+        var discStart = new Option<int?>("--disc-start") { Description = "Step at which the PatchGAN discriminator starts (default: no GAN)." };
+        var discWeight = new Option<double>("--disc-weight") { DefaultValueFactory = _ => d.DiscriminatorWeight };
+        var ema = new Option<double>("--ema-decay") { DefaultValueFactory = _ => d.EmaDecay };
+        var flip = new Option<bool>("--flip") { Description = "Random horizontal flips." };
+        var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0 };
+        var ckptEvery = new Option<int>("--checkpoint-every") { DefaultValueFactory = _ => d.CheckpointEvery };
+        var sampleEvery = new Option<int>("--sample-every") { DefaultValueFactory = _ => d.SampleEvery };
+        var threads = new Option<int?>("--threads") { Description = "CPU threads for torch (default: all cores)." };
+        var resume = new Option<bool>("--resume") { Description = "Continue the run in --out (its saved options are used; --steps may extend it)." };
+        var command = new Command("train-autoencoder", "Train a KL autoencoder (the first stage of latent diffusion) on an image data set.")
+        {
+            data, count, size, config, output, steps, batch, lr, kl, discStart, discWeight, ema, flip, seed, ckptEvery, sampleEvery, threads, resume,
+        };
+        command.SetAction(p =>
+        {
+            if (p.GetValue(threads) is int t) torch.set_num_threads(Math.Max(1, t));
+            string runDir = p.GetValue(output)!;
+            var aeConfig = AutoencoderConfig.FromPresetOrFile(p.GetValue(config)!);
+            using var dataset = DataSpec.Load(p.GetValue(data)!, p.GetValue(count), p.GetValue(seed), p.GetValue(size), aeConfig.InChannels);
+            AutoencoderTrainer trainer;
+            if (p.GetValue(resume))
+                trainer = AutoencoderTrainer.Resume(runDir, dataset, p.GetResult(steps) is { Implicit: false } ? p.GetValue(steps) : null);
+            else
+                trainer = new AutoencoderTrainer(aeConfig, dataset, new AutoencoderTrainingOptions
+                {
+                    Steps = p.GetValue(steps), BatchSize = p.GetValue(batch), LearningRate = p.GetValue(lr), KlWeight = p.GetValue(kl),
+                    DiscriminatorStart = p.GetValue(discStart), DiscriminatorWeight = p.GetValue(discWeight), EmaDecay = p.GetValue(ema),
+                    HorizontalFlip = p.GetValue(flip), Seed = p.GetValue(seed), CheckpointEvery = p.GetValue(ckptEvery), SampleEvery = p.GetValue(sampleEvery),
+                }, runDir);
+            using (trainer)
+            {
+                AnsiConsole.MarkupLine($"[bold]train-autoencoder[/]: {dataset.Count:N0} images ({Markup.Escape(dataset.Source)}), f={trainer.Model.Config.DownsampleFactor}, {trainer.Model.parameters().Sum(x => x.NumberOfElements):N0} parameters, from step {trainer.Step} to {trainer.Options.Steps}, run folder {Markup.Escape(runDir)}");
+                var started = DateTime.UtcNow;
+                AutoencoderStepResult? last = null;
+                AnsiConsole.Progress()
+                    .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+                    .Start(ctx =>
+                    {
+                        var task = ctx.AddTask("training", maxValue: trainer.Options.Steps);
+                        task.Value = trainer.Step;
+                        last = trainer.Run(r =>
+                        {
+                            task.Value = r.Step;
+                            task.Description = $"step {r.Step} L1 {r.L1:F4} KL {r.Kl:F1}" + (r.DiscriminatorLoss > 0 ? $" D {r.DiscriminatorLoss:F3}" : "");
+                        });
+                    });
+                var (l1, psnr) = AutoencoderEvaluation.Reconstruction(trainer.Ema, dataset, 512);
+                AnsiConsole.MarkupLine($"done in {(DateTime.UtcNow - started).TotalMinutes:F1} min: EMA reconstruction on the first {Math.Min(512, dataset.Count)} images: L1 {l1:F4}, PSNR {psnr:F2} dB (pixels in [[0, 1]]); latent scale {trainer.Ema.LatentScale:G6}");
+                AnsiConsole.MarkupLine($"model: {Markup.Escape(Path.Combine(runDir, AutoencoderTrainer.ModelFile))}");
+            }
+            return 0;
+        });
+        return command;
+    }
+}
