@@ -117,7 +117,9 @@ public static class TrainCommand
     }
 
     /// <summary>Runs (or resumes) training with a progress bar and sample grids in the run folder.</summary>
-    internal static void Train(DenoiserInfo info, ImageDataset dataset, DiffusionTrainingOptions options, string runDir, int gridPerClass = 4)
+    /// <param name="sampleGrids">Write sample grids (every --sample-every steps and at the end) into the run folder.</param>
+    internal static void Train(DenoiserInfo info, ImageDataset dataset, DiffusionTrainingOptions options, string runDir, int gridPerClass = 4,
+        bool sampleGrids = true)
     {
         var cfg = info.Transformer;
         long parameters = 0;
@@ -128,7 +130,7 @@ public static class TrainCommand
             : $"{dataset.NumClasses} classes";
         Console.WriteLine($"model: {cfg.Block} transformer, hidden {cfg.HiddenSize}, depth {cfg.Depth}, heads {cfg.NumHeads}, patch {cfg.PatchSize} on {cfg.InputSize}x{cfg.InputSize}x{cfg.InChannels} ({parameters / 1e6:F2}M parameters); data: {dataset.Count} images, {conditioning} from {dataset.Source}");
         if (trainer.Step > 0) Console.WriteLine($"resuming {runDir} at step {trainer.Step}");
-        trainer.OnSample = (step, ema) =>
+        if (sampleGrids) trainer.OnSample = (step, ema) =>
         {
             if (cfg.IsTextConditional)
             {
