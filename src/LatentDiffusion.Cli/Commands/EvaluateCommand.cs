@@ -24,9 +24,10 @@ public static class EvaluateCommand
     public static Command Create()
     {
         var samples = new Option<string?>("--samples") { Description = "generated images: a folder, an .npz (arr_0 uint8 NHWC, optional arr_1 labels), or fashion-mnist:train|test / shapes:<seed> (or use --model)" };
-        var model = new Option<string?>("--model", "-m") { Description = "denoiser checkpoint to sample from (pixel space; instead of --samples)" };
+        var model = new Option<string?>("--model", "-m") { Description = "denoiser checkpoint to sample from (instead of --samples; latent-space ones need --autoencoder)" };
         var numSamples = new Option<int>("--num-samples", "-n") { Description = "with --model: how many samples to generate", DefaultValueFactory = _ => 10000 };
         var classes = new Option<string?>("--classes", "-c") { Description = "with --model: class ids to sample, cycled (3, 0,5,7, 0-9 or all; default all)" };
+        var autoencoder = new Option<string?>("--autoencoder", "-a") { Description = "with --model of a latent-space denoiser: the autoencoder checkpoint that decodes its latents" };
         var dtype = new Option<string>("--dtype") { Description = "with --model: float32 or bf16 for the denoiser", DefaultValueFactory = _ => "float32" };
         var reference = new Option<string>("--reference") { Description = "reference: a folder, an .npz of statistics (mu, sigma) or of samples (arr_0), or fashion-mnist:train|test / shapes:<seed>", Required = true };
         var features = new Option<string>("--features") { Description = "feature network: inception, or classifier:<path to a train-classifier checkpoint>", DefaultValueFactory = _ => "inception" };
@@ -46,7 +47,7 @@ public static class EvaluateCommand
         var threads = new Option<int>("--threads") { Description = "CPU threads (0: all)", DefaultValueFactory = _ => 0 };
 
         var command = new Command("evaluate", "Measure generated images: FID, precision/recall, Inception Score, sample accuracy.")
-        { samples, model, numSamples, classes, dtype, reference, features, inceptionWeights, fashionDir, output, batch, maxSamples, noPr, k, seed, exportNpz, saveStats, sampler, steps, guidance, threads };
+        { samples, model, numSamples, classes, autoencoder, dtype, reference, features, inceptionWeights, fashionDir, output, batch, maxSamples, noPr, k, seed, exportNpz, saveStats, sampler, steps, guidance, threads };
         command.SetAction(r =>
         {
             if (r.GetValue(threads) is > 0 and var t) torch.set_num_threads(t);
@@ -70,10 +71,12 @@ public static class EvaluateCommand
                         Seed = r.GetValue(seed),
                         BatchSize = r.GetValue(batch),
                         ComputeDtype = CliParsing.Dtype(r.GetValue(dtype)),
-                    }, extractor);
+                    }, extractor, r.GetValue(autoencoder), disposables);
                     disposables.Add(generated);
                     sampleSource = generated;
                 }
+                else if (r.GetValue(autoencoder) is not null)
+                    throw new LdmException("--autoencoder decodes the latents of a --model; --samples are images already, so drop --autoencoder.");
                 else sampleSource = OpenSource(samplesSpec!, extractor.Channels, fmDir, disposables);
                 var referenceSpec = r.GetValue(reference)!;
                 var refSet = OpenReference(referenceSpec, extractor.Channels, fmDir, disposables);
@@ -125,20 +128,25 @@ public static class EvaluateCommand
         return command;
     }
 
-    /// <summary>A pixel-space denoiser checkpoint as a sample source; its classes must be the classifier's when sample
+    /// <summary>A denoiser checkpoint as a sample source (latent-space ones decoded by the autoencoder at <paramref name="autoencoderPath"/>); its classes must be the classifier's when sample
     /// accuracy is measured with one.</summary>
-    static CheckpointSampleSource OpenModel(string path, string? classes, int count, SamplingOptions options, IFeatureExtractor extractor)
+    static CheckpointSampleSource OpenModel(string path, string? classes, int count, SamplingOptions options, IFeatureExtractor extractor, string? autoencoderPath, List<IDisposable> disposables)
     {
         var info = TransformerCheckpoint.PeekInfo(path);
-        if (!info.IsPixelSpace)
-            // The place for --autoencoder: decode latents with the model's autoencoder (CheckpointSampleSource's decoder).
-            throw new LdmException($"'{path}' is a latent-space denoiser; evaluating it needs its autoencoder to decode the latents, which ldm evaluate cannot load yet; evaluate a pixel-space checkpoint, or decode samples with ldm sample and pass them as --samples.");
+        if (!info.IsPixelSpace && autoencoderPath is null)
+            throw new LdmException($"'{path}' is a latent-space denoiser; pass the autoencoder that decodes its latents with --autoencoder <ae.safetensors>.");
         if (extractor.ClassNames.Count > 0 && info.ClassNames.Count > 0 && !extractor.ClassNames.SequenceEqual(info.ClassNames))
             throw new LdmException($"the classifier's classes ({string.Join(", ", extractor.ClassNames.Take(4))}, ...) are not the model's ({string.Join(", ", info.ClassNames.Take(4))}, ...), so sample accuracy would compare different labels; use a classifier trained on the model's data set.");
-        if (extractor.Channels != info.Transformer.InChannels && extractor is ClassifierFeatureExtractor)
+        if (info.IsPixelSpace && extractor.Channels != info.Transformer.InChannels && extractor is ClassifierFeatureExtractor)
             Console.Error.WriteLine($"note: the model makes {info.Transformer.InChannels}-channel images, the classifier takes {extractor.Channels}; they are converted.");
         var ids = CliParsing.ClassIds(classes, info.Transformer.NumClasses);
-        return CheckpointSampleSource.Load(path, ids, count, options);
+        if (autoencoderPath is null) return CheckpointSampleSource.Load(path, ids, count, options);
+        // The source's batches call the decoder, so it lives (in disposables) as long as the source.
+        var decoder = LatentDecoder.Load(CliParsing.ExistingFile(autoencoderPath, "--autoencoder"), info, path, Math.Max(1, options.BatchSize));
+        disposables.Add(decoder);
+        if (extractor.Channels != decoder.Autoencoder.Config.OutCh && extractor is ClassifierFeatureExtractor)
+            Console.Error.WriteLine($"note: the autoencoder makes {decoder.Autoencoder.Config.OutCh}-channel images, the classifier takes {extractor.Channels}; they are converted.");
+        return CheckpointSampleSource.Load(path, ids, count, options, decoder.AsSampleDecoder());
     }
 
     /// <summary>Samples with a progress bar over all reverse steps, then measures.</summary>

@@ -27,10 +27,11 @@ public static class SampleCommand
         var dtype = new Option<string>("--dtype") { Description = "float32 or bf16 (bf16 weights and activations).", DefaultValueFactory = _ => "float32" };
         var output = new Option<string>("--out", "-o") { Description = "Output folder.", DefaultValueFactory = _ => "samples" };
         var columns = new Option<int?>("--columns") { Description = "Grid columns (default: one row per listed class when they fit)." };
+        var autoencoder = new Option<string?>("--autoencoder", "-a") { Description = "Latent-space models: the autoencoder checkpoint (ldm train-autoencoder / ldm convert --kind autoencoder) that decodes the latents into PNGs." };
 
-        var command = new Command("sample", "Generate class-conditional samples from a diffusion Transformer checkpoint.")
+        var command = new Command("sample", "Generate class- or text-conditional samples from a diffusion Transformer checkpoint (latent-space models: decoded with --autoencoder).")
         {
-            model, classes, prompt, promptsFile, num, guidance, sampler, steps, eta, seed, batch, dtype, output, columns,
+            model, classes, prompt, promptsFile, num, guidance, sampler, steps, eta, seed, batch, dtype, output, columns, autoencoder,
         };
         command.SetAction(parse =>
         {
@@ -65,6 +66,10 @@ public static class SampleCommand
             // Every listed id, not only those --num happens to use: a typo in --classes is an error either way.
             if (!info.Transformer.IsTextConditional)
                 ClassConditionalSampler.CheckClasses(info, ids);
+            // The autoencoder is loaded and checked against the denoiser before any sampling time is spent.
+            string? aePath = parse.GetValue(autoencoder);
+            if (aePath != null) CliParsing.ExistingFile(aePath, "--autoencoder");
+            using var decoder = aePath != null ? LatentDecoder.Load(aePath, info, modelPath, Math.Max(1, options.BatchSize)) : null;
             string outDir = CliParsing.OutputFolder(parse.GetValue(output)!, "--out");
 
             var (net, loadedInfo) = TransformerCheckpoint.Load(modelPath);
@@ -77,17 +82,20 @@ public static class SampleCommand
                 var classSampler = imagePrompts == null ? new ClassConditionalSampler(net, loadedInfo) : null;
                 int totalSteps = (count + options.BatchSize - 1) / options.BatchSize * options.Steps;
                 var clock = System.Diagnostics.Stopwatch.StartNew();
-                using var samples = ConsoleProgress.Run($"sampling {count} images", totalSteps, report =>
+                using var modelSamples = ConsoleProgress.Run($"sampling {count} images", totalSteps, report =>
                 {
                     Action<int, int, int> onStep = (doneImages, step, stepsPerBatch) =>
                         report(doneImages / options.BatchSize * stepsPerBatch + step + 1, $"({options.Sampler.ToString().ToLowerInvariant()}, {options.Steps} steps)");
                     return textSampler != null ? textSampler.Sample(imagePrompts!, options, onStep) : classSampler!.Sample(labels, options, onStep);
                 });
+                using var samples = decoder != null ? decoder.Decode(modelSamples) : modelSamples.alias();
                 double seconds = clock.Elapsed.TotalSeconds;
+                bool images = info.IsPixelSpace || decoder != null;
                 int gridColumns = parse.GetValue(columns) ?? DefaultColumns(labels);
-                var written = imagePrompts != null ? WriteTextOutputs(samples, imagePrompts, info, outDir, gridColumns)
-                    : WriteOutputs(samples, labels, info, outDir, gridColumns);
-                Console.WriteLine($"{count} samples in {seconds:F1} s ({count / seconds:F2} images/s); wrote {written}");
+                var written = imagePrompts != null ? WriteTextOutputs(samples, imagePrompts, images, outDir, gridColumns)
+                    : WriteOutputs(samples, labels, info, images, outDir, gridColumns);
+                string decoded = decoder != null ? ", decoded by the autoencoder" : "";
+                Console.WriteLine($"{count} samples in {seconds:F1} s ({count / seconds:F2} images/s{decoded}); wrote {written}");
             }
             return 0;
         });
@@ -101,16 +109,16 @@ public static class SampleCommand
         return distinct > 1 && perClass * distinct == labels.Count && perClass <= 16 ? perClass : (int)Math.Ceiling(Math.Sqrt(labels.Count));
     }
 
-    /// <summary>PNGs and a grid for pixel-space models; a latents file for latent-space models. Returns what was written.</summary>
-    internal static string WriteOutputs(Tensor samples, List<int> labels, DenoiserInfo info, string outDir, int columns)
+    /// <summary>PNGs and a grid for images in [-1, 1]; a latents file for undecoded latent samples. Returns what was written.</summary>
+    internal static string WriteOutputs(Tensor samples, List<int> labels, DenoiserInfo info, bool images, string outDir, int columns)
     {
-        if (!info.IsPixelSpace)
+        if (!images)
         {
             string path = Path.Combine(outDir, "latents.safetensors");
             using var labelTensor = torch.tensor(labels.Select(l => (long)l).ToArray());
             SafetensorsWriter.Write(path, new Dictionary<string, Tensor> { ["latents"] = samples, ["labels"] = labelTensor },
                 new Dictionary<string, string> { ["ldm.space"] = "latent" });
-            return $"{path} (latents; decode them with an autoencoder)";
+            return $"{path} (latents; for PNGs run ldm sample again with --autoencoder <the autoencoder the model was trained with>)";
         }
         for (int i = 0; i < labels.Count; i++)
         {
@@ -143,17 +151,17 @@ public static class SampleCommand
         return all;
     }
 
-    /// <summary>Text models: PNGs named by prompt, prompts.txt (one line per image) and a grid; latents for latent-space models.</summary>
-    internal static string WriteTextOutputs(Tensor samples, List<string> prompts, DenoiserInfo info, string outDir, int columns)
+    /// <summary>Text models: PNGs named by prompt, prompts.txt (one line per image) and a grid; a latents file for undecoded latent samples.</summary>
+    internal static string WriteTextOutputs(Tensor samples, List<string> prompts, bool images, string outDir, int columns)
     {
         string promptsPath = Path.Combine(outDir, "prompts.txt");
         AtomicFile.WriteAllText(promptsPath, string.Join("\n", prompts) + "\n");
-        if (!info.IsPixelSpace)
+        if (!images)
         {
             string path = Path.Combine(outDir, "latents.safetensors");
             SafetensorsWriter.Write(path, new Dictionary<string, Tensor> { ["latents"] = samples },
                 new Dictionary<string, string> { ["ldm.space"] = "latent", ["ldm.prompts"] = System.Text.Json.JsonSerializer.Serialize(prompts) });
-            return $"{path} (latents; decode them with an autoencoder) and {promptsPath}";
+            return $"{path} (latents; for PNGs run ldm sample again with --autoencoder <the autoencoder the model was trained with>) and {promptsPath}";
         }
         for (int i = 0; i < prompts.Count; i++)
         {

@@ -22,18 +22,14 @@ public static class AutoencoderImport
         return AutoencoderKL.FromStateDict(config, dict, path, latentScale);
     }
 
-    /// <summary>Every tensor of a weights file, by its stored name.</summary>
+    /// <summary>
+    /// Every tensor of a weights file, by its stored name: safetensors, or a torch.save file (.ckpt/.pt/.pth/.bin; a
+    /// CompVis/SD .ckpt's <c>state_dict</c> wrapper is unwrapped, and its other tensors are dropped). Which entries are the
+    /// autoencoder's (<c>first_stage_model.*</c> of a full LDM/SD checkpoint) is decided by <see cref="AutoencoderKeys.ToCompVis"/>.
+    /// </summary>
     public static Dictionary<string, Tensor> ReadStateDict(string path)
     {
-        if (!File.Exists(path)) throw new LdmException($"file not found: '{path}'; check the path.");
-        string ext = Path.GetExtension(path).ToLowerInvariant();
-        if (ext == ".safetensors")
-        {
-            using var file = SafetensorsFile.Open(path);
-            return file.ReadAll();
-        }
-        if (ext is ".ckpt" or ".pt" or ".pth" or ".bin")
-            throw new LdmException($"reading PyTorch checkpoints ('{path}') is not available in this build; convert it to safetensors first.");  // TODO(io merge): IO.PyTorchCheckpoint
-        throw new LdmException($"'{path}' is neither a .safetensors file nor a PyTorch checkpoint (.ckpt, .pt, .pth, .bin); pass one of those.");
+        if (!File.Exists(path) && !Directory.Exists(path)) throw new LdmException($"file not found: '{path}'; check the path.");
+        return CheckpointImport.LoadAny(path);
     }
 }

@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 
 namespace LatentDiffusion.Tests.Autoencoders;
 
-[Collection("Console")]
+[Collection(ConsoleCollection.Name)]
 public sealed class ConvertCommandTests
 {
     static (int code, string stderr) Run(params string[] args)
