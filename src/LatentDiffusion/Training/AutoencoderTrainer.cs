@@ -67,7 +67,7 @@ public sealed class AutoencoderTrainer : IDisposable
         _model = new AutoencoderKL(config);
         _model.ResetParameters(new Generator(StreamSeed(options.Seed, 6, 0)));
         _ema = new AutoencoderKL(config);
-        ModelEma.CopyInto(_model, _ema);
+        Training.Ema.CopyFrom(_ema, _model);
         _ema.eval();
         foreach (var p in _ema.parameters()) p.requires_grad = false;
         _opt = torch.optim.AdamW(_model.parameters(), options.LearningRate, options.Beta1, options.Beta2, weight_decay: options.WeightDecay);
@@ -152,7 +152,7 @@ public sealed class AutoencoderTrainer : IDisposable
             _discOpt.step();
             dValue = dLoss.item<float>();
         }
-        ModelEma.Update(_model, _ema, Options.EmaDecay);
+        Training.Ema.Update(_ema, _model, Options.EmaDecay);
         Step++;
         var result = new AutoencoderStepResult(Step, absErr.mean().item<float>(), kl.item<float>(), loss.item<float>(), gValue, dValue, weight);
         if (!double.IsFinite(result.Loss) || !double.IsFinite(result.DiscriminatorLoss) || !double.IsFinite(result.AdaptiveWeight))
