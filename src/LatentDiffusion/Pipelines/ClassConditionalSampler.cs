@@ -45,16 +45,13 @@ public sealed class ClassConditionalSampler
     /// <param name="onStep">Called after each reverse step with (images done so far, step, steps per batch).</param>
     public Tensor Sample(IReadOnlyList<int> classIds, SamplingOptions options, Action<int, int, int>? onStep = null)
     {
-        var results = new List<Tensor>();
+        var batches = new List<Tensor>();
         try
         {
-            foreach (var batch in SampleBatches(classIds, options, onStep)) results.Add(batch);
-            return torch.cat(results, 0);
+            foreach (var batch in SampleBatches(classIds, options, onStep)) batches.Add(batch);
+            return torch.cat(batches, 0);
         }
-        finally
-        {
-            foreach (var r in results) r.Dispose();
-        }
+        finally { foreach (var b in batches) b.Dispose(); }
     }
 
     /// <summary>

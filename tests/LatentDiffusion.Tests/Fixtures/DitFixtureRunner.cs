@@ -18,9 +18,16 @@ public sealed class DitFixtureRunner : FixtureKindRunner
 
     public DitFixtureRunner(Fixture fixture) : base(fixture)
     {
-        model = new DiffusionTransformer(ConfigFrom(fixture.ModelConfig));
+        model = LoadModel(fixture);
+    }
+
+    /// <summary>The fixture's official DiT: built from the manifest's constructor arguments, weights loaded, eval mode.</summary>
+    internal static DiffusionTransformer LoadModel(Fixture fixture)
+    {
+        var model = new DiffusionTransformer(ConfigFrom(fixture.ModelConfig));
         StateDict.Load(model, fixture.WeightsPath);
         model.eval();
+        return model;
     }
 
     /// <summary>The official DiT constructor arguments, with the official defaults for any that are absent.</summary>

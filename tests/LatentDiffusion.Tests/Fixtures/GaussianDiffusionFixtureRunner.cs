@@ -21,20 +21,7 @@ public sealed class GaussianDiffusionFixtureRunner : FixtureKindRunner
 
     public GaussianDiffusionFixtureRunner(Fixture fixture) : base(fixture)
     {
-        model = new DiffusionTransformer(ConfigFrom(fixture.ModelConfig));
-        StateDict.Load(model, fixture.WeightsPath);
-        model.eval();
-    }
-
-    static TransformerConfig ConfigFrom(JsonObject c)
-    {
-        int Int(string k, int dflt) => c[k]?.GetValue<int>() ?? dflt;
-        double Dbl(string k, double dflt) => c[k]?.GetValue<double>() ?? dflt;
-        return TransformerConfig.FromOfficialDiT(
-            inputSize: Int("input_size", 32), patchSize: Int("patch_size", 2), inChannels: Int("in_channels", 4),
-            hiddenSize: Int("hidden_size", 1152), depth: Int("depth", 28), numHeads: Int("num_heads", 16),
-            mlpRatio: Dbl("mlp_ratio", 4.0), classDropoutProb: Dbl("class_dropout_prob", 0.1),
-            numClasses: Int("num_classes", 1000), learnSigma: c["learn_sigma"]?.GetValue<bool>() ?? true);
+        model = DitFixtureRunner.LoadModel(fixture);   // the same tiny official DiT drives the diffusion
     }
 
     public override bool Supports(string op) => op is "schedule" or "q_sample" or "training_losses" or "p_mean_variance"
