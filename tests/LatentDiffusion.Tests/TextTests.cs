@@ -277,14 +277,11 @@ public class TextTests
         Assert.Contains("--max-text-tokens", tooShort.Message);
     }
 
+    // The shared in-process host: it serialises console redirection across test classes.
     static (int code, string stderr) RunCli(params string[] args)
     {
-        var root = new RootCommand("test") { TrainCommand.Create(), SampleCommand.Create() };
-        var err = new StringWriter();
-        var old = Console.Error;
-        Console.SetError(err);
-        try { return (CliRunner.Run(root, args), err.ToString()); }
-        finally { Console.SetError(old); }
+        var result = CliTestHost.Run(args);
+        return (result.ExitCode, result.Stderr);
     }
 
     [Fact]

@@ -11,14 +11,11 @@ namespace LatentDiffusion.Tests.Autoencoders;
 [Collection(ConsoleCollection.Name)]
 public sealed class ConvertCommandTests
 {
+    // The shared in-process host: it serialises console redirection across test classes.
     static (int code, string stderr) Run(params string[] args)
     {
-        var root = new RootCommand("test") { ConvertCommand.Create() };
-        var err = new StringWriter();
-        var old = Console.Error;
-        Console.SetError(err);
-        try { return (CliRunner.Run(root, args), err.ToString()); }
-        finally { Console.SetError(old); }
+        var result = CliTestHost.Run(args);
+        return (result.ExitCode, result.Stderr);
     }
 
     [Fact]
