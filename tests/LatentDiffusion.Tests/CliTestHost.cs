@@ -46,10 +46,15 @@ public static class CliTestHost
         lock (Gate)
         {
             var (oldOut, oldErr) = (Console.Out, Console.Error);
+            // Spectre.Console binds its static console to Console.Out when first used; bind it to this run's capture
+            // and give the previous one back, so no later test writes to a disposed StringWriter.
+            var oldAnsi = Spectre.Console.AnsiConsole.Console;
             using var stdout = new StringWriter();
             using var stderr = new StringWriter();
             Console.SetOut(stdout);
             Console.SetError(stderr);
+            Spectre.Console.AnsiConsole.Console = Spectre.Console.AnsiConsole.Create(
+                new Spectre.Console.AnsiConsoleSettings { Out = new Spectre.Console.AnsiConsoleOutput(stdout) });
             int code;
             using var threads = new SingleTorchThread();
             try { code = CliRunner.Run(LdmApp.BuildRoot(), args); }
@@ -57,6 +62,7 @@ public static class CliTestHost
             {
                 Console.SetOut(oldOut);
                 Console.SetError(oldErr);
+                Spectre.Console.AnsiConsole.Console = oldAnsi;
             }
             return new CliResult(code, stdout.ToString(), stderr.ToString());
         }
