@@ -24,6 +24,12 @@ public sealed record DiffusionConfig
     /// <summary>The model predicts x_0 instead of ε.</summary>
     [JsonPropertyName("predict_xstart")] public bool PredictXstart { get; init; }
 
+    /// <summary>
+    /// The model predicts v = √ᾱ·ε − √(1−ᾱ)·x_0 (Salimans and Ho 2022; diffusers' "v_prediction"). An ε error at low
+    /// SNR becomes a huge x_0 error; v keeps both ends well conditioned, which small, briefly trained models need.
+    /// </summary>
+    [JsonPropertyName("predict_v")] public bool PredictV { get; init; }
+
     /// <summary>Train on the rescaled variational bound only (instead of MSE).</summary>
     [JsonPropertyName("use_kl")] public bool UseKl { get; init; }
 
@@ -44,6 +50,7 @@ public sealed record DiffusionConfig
     {
         if (Steps < 2) throw new LdmException($"diffusion steps must be at least 2, got {Steps}; use 1000 as DiT does.");
         NoiseSchedule.Canonical(Schedule);
+        if (PredictV && PredictXstart) throw new LdmException("predict_v and predict_xstart are both set; a model predicts one target, choose one.");
         Diffusion.TimestepRespacing.KeptTimesteps(TimestepRespacing, Steps);
     }
 

@@ -7,6 +7,8 @@ public enum ModelMeanType
     Epsilon,
     /// <summary>The clean sample x_0.</summary>
     StartX,
+    /// <summary>The velocity v = √ᾱ_t·ε − √(1−ᾱ_t)·x_0.</summary>
+    Velocity,
 }
 
 /// <summary>How the variance of p(x_{t-1} | x_t) is chosen.</summary>

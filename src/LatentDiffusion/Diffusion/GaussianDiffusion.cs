@@ -53,7 +53,7 @@ public sealed class GaussianDiffusion
     GaussianDiffusion(DiffusionConfig config, double[] betas, long[] timestepMap)
     {
         Config = config;
-        MeanType = config.PredictXstart ? ModelMeanType.StartX : ModelMeanType.Epsilon;
+        MeanType = config.PredictV ? ModelMeanType.Velocity : config.PredictXstart ? ModelMeanType.StartX : ModelMeanType.Epsilon;
         VarianceType = config.LearnSigma ? ModelVarianceType.LearnedRange
             : config.SigmaSmall ? ModelVarianceType.FixedSmall : ModelVarianceType.FixedLarge;
         LossType = config.UseKl ? DiffusionLossType.RescaledKl
@@ -140,6 +140,14 @@ public sealed class GaussianDiffusion
     public Tensor PredictXstartFromEps(Tensor xT, Tensor t, Tensor eps) =>
         Extract(SqrtRecipAlphasCumprod, t, xT) * xT - Extract(SqrtRecipm1AlphasCumprod, t, xT) * eps;
 
+    /// <summary>x_0 = √ᾱ_t·x_t − √(1−ᾱ_t)·v.</summary>
+    public Tensor PredictXstartFromV(Tensor xT, Tensor t, Tensor v) =>
+        Extract(SqrtAlphasCumprod, t, xT) * xT - Extract(SqrtOneMinusAlphasCumprod, t, xT) * v;
+
+    /// <summary>The velocity target v = √ᾱ_t·ε − √(1−ᾱ_t)·x_0.</summary>
+    public Tensor Velocity(Tensor xStart, Tensor t, Tensor noise) =>
+        Extract(SqrtAlphasCumprod, t, xStart) * noise - Extract(SqrtOneMinusAlphasCumprod, t, xStart) * xStart;
+
     public Tensor PredictEpsFromXstart(Tensor xT, Tensor t, Tensor predXstart) =>
         (Extract(SqrtRecipAlphasCumprod, t, xT) * xT - predXstart) / Extract(SqrtRecipm1AlphasCumprod, t, xT);
 
@@ -202,7 +210,12 @@ public sealed class GaussianDiffusion
             variance = Extract(large ? _fixedLargeVariance : PosteriorVariance, t, x).expand(x.shape);
             logVariance = Extract(large ? _fixedLargeLogVariance : PosteriorLogVarianceClipped, t, x).expand(x.shape);
         }
-        var predXstart = MeanType == ModelMeanType.StartX ? meanPart : PredictXstartFromEps(x, t, meanPart);
+        var predXstart = MeanType switch
+        {
+            ModelMeanType.StartX => meanPart,
+            ModelMeanType.Velocity => PredictXstartFromV(x, t, meanPart),
+            _ => PredictXstartFromEps(x, t, meanPart),
+        };
         if (clipDenoised) predXstart = predXstart.clamp(-1, 1);
         var mean = Extract(PosteriorMeanCoef1, t, x) * predXstart + Extract(PosteriorMeanCoef2, t, x) * x;
         return new PredictedDistribution(mean, variance, logVariance, predXstart);
@@ -334,7 +347,12 @@ public sealed class GaussianDiffusion
             if (LossType == DiffusionLossType.RescaledMse) vb = vb * (NumTimesteps / 1000.0);
         }
         else CheckOutputChannels(output, x0, c);
-        var target = MeanType == ModelMeanType.StartX ? x0 : noise;
+        var target = MeanType switch
+        {
+            ModelMeanType.StartX => x0,
+            ModelMeanType.Velocity => Velocity(x0, t, noise),
+            _ => noise,
+        };
         var mse = MeanFlat((target - meanPart).pow(2));
         var total = vb is null ? mse : mse + vb;
         return new DiffusionLosses(total.MoveToOuterDisposeScope(), mse.MoveToOuterDisposeScope(), vb?.MoveToOuterDisposeScope());
