@@ -152,7 +152,7 @@ public sealed class AutoencoderTrainer : IDisposable
             _discOpt.step();
             dValue = dLoss.item<float>();
         }
-        Training.Ema.Update(_ema, _model, Options.EmaDecay);
+        Training.Ema.Update(_ema, _model, Training.Ema.DecayAt(Options.EmaDecay, Step));
         Step++;
         var result = new AutoencoderStepResult(Step, absErr.mean().item<float>(), kl.item<float>(), loss.item<float>(), gValue, dValue, weight);
         if (!double.IsFinite(result.Loss) || !double.IsFinite(result.DiscriminatorLoss) || !double.IsFinite(result.AdaptiveWeight))

@@ -182,7 +182,7 @@ public sealed class DiffusionTrainer : IDisposable
                 torch.nn.utils.clip_grad_norm_(_model.parameters(), Options.GradClip);
             _optimizer.LearningRate = lr;
             _optimizer.StepOnce();
-            Ema.Update(_ema, _model, Options.EmaDecay);
+            Ema.Update(_ema, _model, Ema.DecayAt(Options.EmaDecay, step));
             return value;
         }
         finally
