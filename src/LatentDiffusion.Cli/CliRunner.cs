@@ -13,6 +13,27 @@ public static class CliRunner
 {
     public static int Run(RootCommand root, string[] args)
     {
+        List<string[]>? stages;
+        try { stages = Recipe.Expand(args); }
+        catch (LdmException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+        if (stages is null) return RunOne(root, args);
+        foreach (var stage in stages)
+        {
+            Console.WriteLine("recipe: ldm " + string.Join(' ', stage.Select(Quote)));
+            int code = RunOne(root, stage);
+            if (code != 0) return code;
+        }
+        return 0;
+    }
+
+    static string Quote(string token) => token.Length > 0 && token.All(c => char.IsLetterOrDigit(c) || "-_./:=,+".Contains(c)) ? token : $"'{token}'";
+
+    static int RunOne(RootCommand root, string[] args)
+    {
         var parse = root.Parse(args);
         if (parse.Action is ParseErrorAction)
         {

@@ -20,6 +20,7 @@ public static class LdmApp
             EncodeCommand.Create(),
             ConvertCommand.Create(),
             BenchCommand.Create(),
+            PlotCommand.Create(),
         })
             root.Subcommands.Add(command);
         return root;

@@ -163,6 +163,39 @@ public sealed class DiffusionTests
         Assert.Equal(ScalarType.Float32, samples.dtype);
     }
 
+    /// <summary>The v a perfect model predicts for data x0: v = √ᾱ ε − √(1−ᾱ) x0 with ε implied by x_t.</summary>
+    static Denoiser VOracle(GaussianDiffusion full, Tensor x0) => (x, t) =>
+    {
+        var idx = t.data<long>().ToArray();
+        var a = torch.tensor(idx.Select(i => (float)full.SqrtAlphasCumprod[i]).ToArray(), [idx.Length, 1, 1, 1]);
+        var s = torch.tensor(idx.Select(i => (float)full.SqrtOneMinusAlphasCumprod[i]).ToArray(), [idx.Length, 1, 1, 1]);
+        var eps = (x - a * x0) / s;
+        return a * eps - s * x0;
+    };
+
+    [Fact]
+    public void VPredictionRecoversXStartAndItsLossVanishesForAPerfectModel()
+    {
+        using var scope = torch.NewDisposeScope();
+        var g = new Generator(11);
+        var d = new GaussianDiffusion(new DiffusionConfig { LearnSigma = false, PredictV = true });
+        Assert.Equal(ModelMeanType.Velocity, d.MeanType);
+        var x0 = torch.rand([4, 3, 8, 8], generator: g) * 2 - 1;
+        var noise = torch.randn([4, 3, 8, 8], generator: g);
+        var t = torch.tensor(new long[] { 0, 250, 700, 999 });
+        var xt = d.QSample(x0, t, noise);
+        var v = d.Velocity(x0, t, noise);
+        Assert.True((d.PredictXstartFromV(xt, t, v) - x0).abs().max().item<float>() < 1e-5);
+        Assert.True(d.TrainingLosses(VOracle(d, x0), x0, t, noise).Loss.max().item<float>() < 1e-10);
+        // A model that is wrong by δ in v is wrong by √(1−ᾱ)·δ in x0: at t = 999 almost exactly δ, never amplified as ε errors are.
+        var off = d.PMeanVariance((x, tt) => VOracle(d, x0)(x, tt) + 0.01f, xt, t, clipDenoised: false).PredXstart - x0;
+        Assert.True(off.abs().max().item<float>() <= 0.0101f);
+        var ddim = new GaussianDiffusion(new DiffusionConfig { LearnSigma = false, PredictV = true, TimestepRespacing = "ddim25" });
+        var samples = ddim.DdimSampleLoop(VOracle(d, x0), torch.randn([4, 3, 8, 8], generator: g), false, 0.0, g);
+        Assert.True((samples - x0).abs().max().item<float>() < 1e-3);
+        Assert.Throws<LdmException>(() => new DiffusionConfig { PredictV = true, PredictXstart = true }.Validate());
+    }
+
     /// <summary>
     /// Data x_0 ~ N(μ, s²) per element has an exact denoiser, E[x_0 | x_t] = μ + s²√ᾱ/(ᾱs² + 1 − ᾱ)·(x_t − √ᾱ μ), and an
     /// exact probability-flow ODE solution from x_T: x_0 = μ + s·(x_T − √ᾱ_T μ)/√(ᾱ_T s² + 1 − ᾱ_T).

@@ -133,6 +133,7 @@ public static class EvaluateCommand
     static CheckpointSampleSource OpenModel(string path, string? classes, int count, SamplingOptions options, IFeatureExtractor extractor, string? autoencoderPath, List<IDisposable> disposables)
     {
         var info = TransformerCheckpoint.PeekInfo(path);
+        autoencoderPath ??= info.AutoencoderBeside(path);
         if (!info.IsPixelSpace && autoencoderPath is null)
             throw new LdmException($"'{path}' is a latent-space denoiser; pass the autoencoder that decodes its latents with --autoencoder <ae.safetensors>.");
         if (extractor.ClassNames.Count > 0 && info.ClassNames.Count > 0 && !extractor.ClassNames.SequenceEqual(info.ClassNames))

@@ -27,7 +27,7 @@ public static class SampleCommand
         var dtype = new Option<string>("--dtype") { Description = "float32 or bf16 (bf16 weights and activations).", DefaultValueFactory = _ => "float32" };
         var output = new Option<string>("--out", "-o") { Description = "Output folder.", DefaultValueFactory = _ => "samples" };
         var columns = new Option<int?>("--columns") { Description = "Grid columns (default: one row per listed class when they fit)." };
-        var autoencoder = new Option<string?>("--autoencoder", "-a") { Description = "Latent-space models: the autoencoder checkpoint (ldm train-autoencoder / ldm convert --kind autoencoder) that decodes the latents into PNGs." };
+        var autoencoder = new Option<string?>("--autoencoder", "-a") { Description = "Latent-space models: the autoencoder checkpoint (ldm train-autoencoder / ldm convert --kind autoencoder) that decodes the latents into PNGs (default: the one the model names, when it lies beside the model file)." };
 
         var command = new Command("sample", "Generate class- or text-conditional samples from a diffusion Transformer checkpoint (latent-space models: decoded with --autoencoder).")
         {
@@ -69,6 +69,8 @@ public static class SampleCommand
             // The autoencoder is loaded and checked against the denoiser before any sampling time is spent.
             string? aePath = parse.GetValue(autoencoder);
             if (aePath != null) CliParsing.ExistingFile(aePath, "--autoencoder");
+            // A latent model names its autoencoder; found beside the model file, it decodes without --autoencoder.
+            aePath ??= info.AutoencoderBeside(modelPath);
             using var decoder = aePath != null ? LatentDecoder.Load(aePath, info, modelPath, Math.Max(1, options.BatchSize)) : null;
             string outDir = CliParsing.OutputFolder(parse.GetValue(output)!, "--out");
 

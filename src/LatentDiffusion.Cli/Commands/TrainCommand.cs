@@ -1,5 +1,7 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
+using LatentDiffusion.Autoencoders;
+using LatentDiffusion.Cli.Plots;
 using LatentDiffusion.Data;
 using LatentDiffusion.Diffusion;
 using LatentDiffusion.IO;
@@ -8,13 +10,16 @@ using LatentDiffusion.Text;
 using LatentDiffusion.Training;
 using LatentDiffusion.Transformers;
 using TorchSharp;
+using static TorchSharp.torch;
 
 namespace LatentDiffusion.Cli.Commands;
 
-/// <summary>`ldm train`: train a class- or text-conditional diffusion Transformer on images (pixel space).</summary>
+/// <summary>`ldm train`: train a class- or text-conditional diffusion Transformer on images (pixel space) or on the
+/// latents of an autoencoder (latent space, from a cache or encoded on the way in).</summary>
 public static class TrainCommand
 {
-    public sealed record ModelChoice(string Preset, BlockType Block, bool LongSkips, int? HiddenSize, int? Depth, int? NumHeads, int? PatchSize, bool LearnSigma);
+    public sealed record ModelChoice(string Preset, BlockType Block, bool LongSkips, int? HiddenSize, int? Depth, int? NumHeads, int? PatchSize, bool LearnSigma,
+        string Prediction = "eps");
 
     /// <summary>Text conditioning settings: the tokenizer (word or gpt2), token positions (null = longest training caption), caption dropout.</summary>
     public sealed record TextChoice(string Tokenizer = "word", int? MaxTokens = null, double CaptionDropout = 0.1);
@@ -31,24 +36,34 @@ public static class TrainCommand
         var channels = new Option<int?>("--channels") { Description = "1 (grayscale) or 3 (RGB) for folder images (default 3)." };
         var skipUnreadable = new Option<bool>("--skip-unreadable") { Description = "Skip (and count) unreadable images in a folder." };
         var output = new Option<string>("--out", "-o") { Description = "Run folder (resumes if it holds a checkpoint).", Required = true };
+        var autoencoder = new Option<string?>("--autoencoder", "-a") { Description = "Train in latent space: images are encoded once by this autoencoder into OUT/latents (not needed when --data is a latent cache made by ldm encode)." };
+        var recipe = new Option<string?>("--recipe") { Description = "A recipe of recipes/ (shapes-class, shapes-text, fashion-mnist, emoji-text) or a recipe JSON file: its autoencoder and training settings; options given here override it." };
         var (modelOptions, readModel) = ModelOptions();
         var (trainOptions, readTrain) = TrainingOptions();
         var command = new Command("train", "Train a class- or text-conditional diffusion Transformer; resumes an interrupted run in the same --out folder.")
         {
-            data, condition, tokenizer, maxTokens, captionDropout, numImages, imageSize, channels, skipUnreadable, output,
+            data, condition, tokenizer, maxTokens, captionDropout, numImages, imageSize, channels, skipUnreadable, output, autoencoder, recipe,
         };
         foreach (var o in modelOptions.Concat(trainOptions)) command.Options.Add(o);
         command.SetAction(parse =>
         {
             var options = readTrain(parse);
             options.Validate();
+            if (parse.GetValue(recipe) != null)
+                throw new LdmException("--recipe is expanded before the options are read; pass it as `ldm train --recipe NAME --out DIR`.");
             string runDir = CliParsing.OutputFolder(parse.GetValue(output)!, "--out");
-            using var dataset = LoadData(parse.GetValue(data)!, parse.GetValue(numImages), parse.GetValue(imageSize), parse.GetValue(channels), parse.GetValue(skipUnreadable), options.Seed);
-            if (dataset.SkippedCount > 0) Console.WriteLine($"skipped {dataset.SkippedCount} unreadable images in {dataset.Source}");
-            var text = IsTextCondition(parse.GetValue(condition)!, parse.GetValue(data)!, dataset)
+            string dataSpec = parse.GetValue(data)!;
+            using var set = TrainingSet.Load(dataSpec, parse.GetValue(autoencoder), runDir, (size, ch) =>
+            {
+                var images = LoadData(dataSpec, parse.GetValue(numImages), parse.GetValue(imageSize) ?? size, parse.GetValue(channels) ?? ch,
+                    parse.GetValue(skipUnreadable), options.Seed);
+                if (images.SkippedCount > 0) Console.WriteLine($"skipped {images.SkippedCount} unreadable images in {images.Source}");
+                return images;
+            });
+            var text = IsTextCondition(parse.GetValue(condition)!, dataSpec, set)
                 ? new TextChoice(parse.GetValue(tokenizer)!, parse.GetValue(maxTokens), parse.GetValue(captionDropout)) : null;
-            var info = BuildInfo(readModel(parse), dataset, text);
-            Train(info, dataset, options, runDir);
+            var info = BuildInfo(readModel(parse), set, text);
+            Train(info, set, options, runDir);
             return 0;
         });
         return command;
@@ -63,6 +78,8 @@ public static class TrainCommand
                 return ShapesDataset.Generate(numImages, (int)(seed & 0x7FFFFFFF), text: data.Trim().ToLowerInvariant() == "shapes-text");
             case "fashion-mnist":
                 return FashionMnist.Load(FashionMnist.DefaultFolder, train: true);
+            case var spec when spec.StartsWith("fashion-mnist:", StringComparison.Ordinal):
+                return FashionMnist.Load(data.Trim()["fashion-mnist:".Length..], train: true);
             default:
                 if (!Directory.Exists(data))
                     throw new LdmException($"--data '{data}' is neither a built-in data set (shapes, shapes-text, fashion-mnist) nor an existing folder; check the path.");
@@ -73,16 +90,23 @@ public static class TrainCommand
     }
 
     /// <summary>--condition: class, text, or auto (text when the data has captions and is not the class form of shapes).</summary>
-    internal static bool IsTextCondition(string condition, string data, ImageDataset dataset) => condition.Trim().ToLowerInvariant() switch
+    internal static bool IsTextCondition(string condition, string data, ImageDataset dataset) =>
+        IsTextCondition(condition, data, TrainingSet.Pixels(dataset, owns: false));
+
+    internal static bool IsTextCondition(string condition, string data, TrainingSet set) => condition.Trim().ToLowerInvariant() switch
     {
         "text" => true,
         "class" => false,
-        "auto" => dataset.HasCaptions && data.Trim().ToLowerInvariant() != "shapes",
+        // The class form of shapes carries captions too; labels win there (also for a latent cache made from it).
+        "auto" => set.HasCaptions && data.Trim().ToLowerInvariant() != "shapes" && !set.Source.Contains("shapes(class", StringComparison.Ordinal),
         _ => throw new LdmException($"--condition '{condition}' is unknown; use class, text or auto."),
     };
 
     /// <summary>The model to train: a class model, or with <paramref name="text"/> a text model whose tokenizer is built from the data's captions.</summary>
-    internal static DenoiserInfo BuildInfo(ModelChoice m, ImageDataset dataset, TextChoice? text = null)
+    internal static DenoiserInfo BuildInfo(ModelChoice m, ImageDataset dataset, TextChoice? text = null) =>
+        BuildInfo(m, TrainingSet.Pixels(dataset, owns: false), text);
+
+    internal static DenoiserInfo BuildInfo(ModelChoice m, TrainingSet dataset, TextChoice? text = null)
     {
         ITextTokenizer? tokenizer = null;
         TextConditionConfig? textConfig = null;
@@ -99,7 +123,7 @@ public static class TrainCommand
         }
         else if (!dataset.HasLabels || dataset.NumClasses < 1)
             throw new LdmException($"the data in '{dataset.Source}' has no class labels; use a folder with one subfolder per class{(dataset.HasCaptions ? ", or --condition text for its captions" : "")}.");
-        var cfg = TransformerConfig.FromPreset(m.Preset, dataset.ImageSize, dataset.Channels, textConfig is null ? dataset.NumClasses : 0, m.Block, m.LearnSigma,
+        var cfg = TransformerConfig.FromPreset(m.Preset, dataset.Size, dataset.Channels, textConfig is null ? dataset.NumClasses : 0, m.Block, m.LearnSigma,
             longSkips: m.LongSkips);
         cfg = (cfg with
         {
@@ -110,25 +134,38 @@ public static class TrainCommand
             Text = textConfig,
             ClassDropoutProb = textConfig is null ? cfg.ClassDropoutProb : 0.0,   // a text model has no label table
         }).Validate();
-        var diffusion = new DiffusionConfig { LearnSigma = m.LearnSigma };
-        return new DenoiserInfo(cfg, JsonNode.Parse(System.Text.Json.JsonSerializer.Serialize(diffusion))!.AsObject(), "pixel",
+        var diffusion = DiffusionFor(m);
+        return new DenoiserInfo(cfg, JsonNode.Parse(System.Text.Json.JsonSerializer.Serialize(diffusion))!.AsObject(), dataset.Space,
             textConfig is null ? dataset.ClassNames.ToList() : [])
-        { Tokenizer = tokenizer };
+        { Tokenizer = tokenizer, Autoencoder = dataset.AutoencoderPath is { } ae ? Path.GetFileName(ae) : null };
     }
 
     /// <summary>Runs (or resumes) training with a progress bar and sample grids in the run folder.</summary>
     /// <param name="sampleGrids">Write sample grids (every --sample-every steps and at the end) into the run folder.</param>
     internal static void Train(DenoiserInfo info, ImageDataset dataset, DiffusionTrainingOptions options, string runDir, int gridPerClass = 4,
+        bool sampleGrids = true) => Train(info, TrainingSet.Pixels(dataset, owns: false), options, runDir, gridPerClass, sampleGrids);
+
+    internal static void Train(DenoiserInfo info, TrainingSet dataset, DiffusionTrainingOptions options, string runDir, int gridPerClass = 4,
         bool sampleGrids = true)
     {
         var cfg = info.Transformer;
         long parameters = 0;
-        using var trainer = new DiffusionTrainer(info, new PixelTrainingData(dataset), options, runDir);
+        using var trainer = new DiffusionTrainer(info, dataset.Data, options, runDir);
+        // Latent models: sample grids are decoded by the autoencoder, which also goes into the run folder beside the
+        // model, so model.safetensors samples to PNGs on its own (the checkpoint names it).
+        using var decoder = dataset.AutoencoderPath is { } aePath ? new LatentDecoder(AutoencoderKL.Load(aePath), 64) : null;
+        if (dataset.AutoencoderPath is { } src && info.Autoencoder is { } name)
+        {
+            string beside = Path.Combine(runDir, name);
+            if (Path.GetFullPath(beside) != Path.GetFullPath(src)) AtomicFile.Copy(src, beside);
+        }
+        Tensor Decoded(Tensor samples) => decoder != null ? decoder.Decode(samples) : samples.alias();
         foreach (var p in trainer.Model.parameters()) parameters += p.numel();
         string conditioning = cfg.Text is { } t
             ? $"captions ({t.Tokenizer} tokenizer, {t.VocabSize} tokens, {t.MaxTokens} positions, caption dropout {t.DropoutProb})"
             : $"{dataset.NumClasses} classes";
-        Console.WriteLine($"model: {cfg.Block} transformer, hidden {cfg.HiddenSize}, depth {cfg.Depth}, heads {cfg.NumHeads}, patch {cfg.PatchSize} on {cfg.InputSize}x{cfg.InputSize}x{cfg.InChannels} ({parameters / 1e6:F2}M parameters); data: {dataset.Count} images, {conditioning} from {dataset.Source}");
+        string prediction = info.Diffusion["predict_v"]?.GetValue<bool>() == true ? "v" : info.Diffusion["predict_xstart"]?.GetValue<bool>() == true ? "x0" : "eps";
+        Console.WriteLine($"model: {cfg.Block} transformer{(cfg.LongSkips ? " with long skips" : "")}, hidden {cfg.HiddenSize}, depth {cfg.Depth}, heads {cfg.NumHeads}, patch {cfg.PatchSize} on {info.Space} {cfg.InputSize}x{cfg.InputSize}x{cfg.InChannels} ({parameters / 1e6:F2}M parameters), predicts {prediction}{(cfg.LearnSigma ? " and sigma" : "")}; data: {dataset.Count} {(dataset.IsLatent ? "latents" : "images")}, {conditioning} from {dataset.Source}");
         if (trainer.Step > 0) Console.WriteLine($"resuming {runDir} at step {trainer.Step}");
         if (sampleGrids) trainer.OnSample = (step, ema) =>
         {
@@ -139,21 +176,35 @@ public static class TrainCommand
                     .SelectMany(c => Enumerable.Repeat(c!, gridPerClass)).ToList();
                 using var textSamples = new TextConditionalSampler(ema, info).Sample(prompts,
                     new SamplingOptions { Steps = 50, GuidanceScale = cfg.HasUnconditionalInput ? 4.0 : 1.0, Seed = options.Seed, BatchSize = 64 });
-                ImageGrid.Save(Path.Combine(runDir, $"samples_{step:D7}.png"), textSamples, gridPerClass);
+                using var textImages = Decoded(textSamples);
+                ImageGrid.Save(Path.Combine(runDir, $"samples_{step:D7}.png"), textImages, gridPerClass);
                 return;
             }
             var labels = Enumerable.Range(0, cfg.NumClasses).SelectMany(c => Enumerable.Repeat(c, gridPerClass)).Take(64).ToList();
             var sampler = new ClassConditionalSampler(ema, info);
             using var samples = sampler.Sample(labels, new SamplingOptions { Steps = 50, GuidanceScale = 4.0, Seed = options.Seed, BatchSize = 64 });
-            ImageGrid.Save(Path.Combine(runDir, $"samples_{step:D7}.png"), samples, gridPerClass);
+            using var images = Decoded(samples);
+            ImageGrid.Save(Path.Combine(runDir, $"samples_{step:D7}.png"), images, gridPerClass);
         };
         ConsoleProgress.Run("training", options.Steps, report =>
         {
             trainer.Run(p => report(p.Step, $"loss {p.Loss:F4}, {p.StepsPerSecond:F2} steps/s"));
             return 0;
         });
-        Console.WriteLine($"model (EMA weights): {Path.Combine(runDir, DiffusionTrainer.ModelFile)}; metrics: {Path.Combine(runDir, DiffusionTrainer.MetricsFile)}");
+        string metrics = Path.Combine(runDir, DiffusionTrainer.MetricsFile);
+        string curve = Path.Combine(runDir, "loss.png");
+        LossCurvePlot.Save(curve, [(Path.GetFileName(Path.GetFullPath(runDir)), metrics)], "training loss");
+        Console.WriteLine($"model (EMA weights): {Path.Combine(runDir, DiffusionTrainer.ModelFile)}; metrics: {metrics}; loss curve: {curve}");
     }
+
+    /// <summary>The diffusion process of a new model: DiT's, with the chosen prediction target and variance.</summary>
+    internal static DiffusionConfig DiffusionFor(ModelChoice m) => m.Prediction.Trim().ToLowerInvariant() switch
+    {
+        "eps" or "epsilon" => new DiffusionConfig { LearnSigma = m.LearnSigma },
+        "v" or "v-prediction" or "v_prediction" => new DiffusionConfig { LearnSigma = m.LearnSigma, PredictV = true },
+        "x0" or "sample" or "xstart" => new DiffusionConfig { LearnSigma = m.LearnSigma, PredictXstart = true },
+        _ => throw new LdmException($"--prediction '{m.Prediction}' is unknown; use eps (DiT's), v or x0."),
+    };
 
     internal static (Option[] options, Func<System.CommandLine.ParseResult, ModelChoice> read) ModelOptions()
     {
@@ -165,9 +216,10 @@ public static class TrainCommand
         var heads = new Option<int?>("--num-heads") { Description = "Override the preset's head count." };
         var patch = new Option<int?>("--patch-size") { Description = "Override the preset's patch size." };
         var noSigma = new Option<bool>("--no-learn-sigma") { Description = "Fixed variance and plain ε-MSE loss instead of DiT's learned sigma." };
-        return ([preset, block, longSkips, hidden, depth, heads, patch, noSigma], p => new ModelChoice(
+        var prediction = new Option<string>("--prediction") { Description = "What the model predicts: eps (DiT's noise), v (velocity) or x0.", DefaultValueFactory = _ => "eps" };
+        return ([preset, block, longSkips, hidden, depth, heads, patch, noSigma, prediction], p => new ModelChoice(
             p.GetValue(preset)!, ParseBlock(p.GetValue(block)!), p.GetValue(longSkips), p.GetValue(hidden), p.GetValue(depth),
-            p.GetValue(heads), p.GetValue(patch), !p.GetValue(noSigma)));
+            p.GetValue(heads), p.GetValue(patch), !p.GetValue(noSigma), p.GetValue(prediction)!));
     }
 
     internal static BlockType ParseBlock(string s) => s.Trim().ToLowerInvariant().Replace('_', '-') switch

@@ -42,4 +42,11 @@ public static class AtomicFile
         byte[] copy = bytes.ToArray();
         Write(path, s => s.Write(copy));
     }
+
+    /// <summary>Copies a file so that <paramref name="path"/> is either the old file or the whole copy.</summary>
+    public static void Copy(string source, string path) => Write(path, stream =>
+    {
+        using var input = File.OpenRead(source);
+        input.CopyTo(stream);
+    });
 }

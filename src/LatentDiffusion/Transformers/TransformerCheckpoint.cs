@@ -24,6 +24,20 @@ public sealed record DenoiserInfo(TransformerConfig Transformer, JsonObject Diff
     /// </summary>
     public ITextTokenizer? Tokenizer { get; init; }
 
+    /// <summary>
+    /// Latent models: the file name of the autoencoder that decodes the samples, looked up in the denoiser file's own
+    /// folder (so a model and its autoencoder travel together, as in <c>models/</c>); null when unknown.
+    /// </summary>
+    public string? Autoencoder { get; init; }
+
+    /// <summary>The path of <see cref="Autoencoder"/> next to <paramref name="denoiserPath"/>, when it names one that exists.</summary>
+    public string? AutoencoderBeside(string denoiserPath)
+    {
+        if (IsPixelSpace || string.IsNullOrEmpty(Autoencoder)) return null;
+        string path = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(denoiserPath)) ?? ".", Autoencoder);
+        return File.Exists(path) ? path : null;
+    }
+
     /// <summary>The tokenizer of a text model; a user error for a class model or a missing tokenizer.</summary>
     public ITextTokenizer TextTokenizer => Tokenizer ?? throw new LdmException(Transformer.IsTextConditional
         ? "this text model has no tokenizer attached; load it with TransformerCheckpoint.Load, which reads the vocabulary."
@@ -62,13 +76,18 @@ public static class TransformerCheckpoint
         return all;
     }
 
-    public static JsonObject ToJson(DenoiserInfo info) => new()
+    public static JsonObject ToJson(DenoiserInfo info)
     {
-        ["transformer"] = JsonNode.Parse(info.Transformer.ToJson()),
-        ["diffusion"] = info.Diffusion.DeepClone(),
-        ["space"] = info.Space,
-        ["class_names"] = new JsonArray(info.ClassNames.Select(n => (JsonNode)JsonValue.Create(n)!).ToArray()),
-    };
+        var json = new JsonObject
+        {
+            ["transformer"] = JsonNode.Parse(info.Transformer.ToJson()),
+            ["diffusion"] = info.Diffusion.DeepClone(),
+            ["space"] = info.Space,
+            ["class_names"] = new JsonArray(info.ClassNames.Select(n => (JsonNode)JsonValue.Create(n)!).ToArray()),
+        };
+        if (!string.IsNullOrEmpty(info.Autoencoder)) json["autoencoder"] = info.Autoencoder;
+        return json;
+    }
 
     /// <summary>The info of a checkpoint's config; a text model's tokenizer is rebuilt from <paramref name="vocabularyJson"/> (word) or the GPT-2 data.</summary>
     public static DenoiserInfo InfoFromJson(JsonObject config, string source, string? vocabularyJson = null)
@@ -83,6 +102,7 @@ public static class TransformerCheckpoint
         var info = new DenoiserInfo(transformer, config["diffusion"] as JsonObject ?? new JsonObject(), space, names)
         {
             Tokenizer = transformer.Text is { } text ? TextTokenizers.Load(text.Tokenizer, vocabularyJson, source) : null,
+            Autoencoder = (string?)config["autoencoder"],
         };
         return info.CheckTokenizer(source);
     }

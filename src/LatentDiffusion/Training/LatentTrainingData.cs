@@ -1,0 +1,29 @@
+using LatentDiffusion.Data;
+using static TorchSharp.torch;
+
+namespace LatentDiffusion.Training;
+
+/// <summary>
+/// Latent-space training data from a <see cref="LatentCache"/>: every step draws a fresh z = mean + std·ε from each
+/// image's posterior (as LDM does), already multiplied by the latent scale. Horizontal flips cannot be applied to
+/// latents (a mirrored latent is not the latent of the mirrored image); encode with <c>ldm encode --flip</c> instead.
+/// </summary>
+public sealed class LatentTrainingData(LatentCache cache) : ITrainingData
+{
+    public long Count => cache.Count;
+
+    public LatentCache Cache => cache;
+
+    public (Tensor x, Tensor labels) GetBatch(long[] indices, Generator generator, bool horizontalFlip)
+    {
+        if (horizontalFlip)
+            throw new LdmException("--flip cannot mirror cached latents; encode the data with `ldm encode --flip` (mirrored copies in the cache) and train without --flip.");
+        using var batch = cache.GetBatch(indices, generator);
+        return (batch.Latents.alias(), batch.Labels.alias());
+    }
+
+    public string?[]? GetCaptions(long[] indices) =>
+        cache.Captions.Any(c => c != null) ? indices.Select(i => cache.Captions[i]).ToArray() : null;
+
+    public IReadOnlyList<string?>? AllCaptions => cache.Captions.Any(c => c != null) ? cache.Captions : null;
+}
