@@ -21,6 +21,7 @@ public static class LdmApp
             ConvertCommand.Create(),
             BenchCommand.Create(),
             PlotCommand.Create(),
+            CheckShapesCommand.Create(),
         })
             root.Subcommands.Add(command);
         return root;

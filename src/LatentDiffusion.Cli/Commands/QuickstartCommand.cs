@@ -1,60 +1,124 @@
 using System.CommandLine;
-using LatentDiffusion.Data;
+using System.Diagnostics;
 using LatentDiffusion.IO;
 using LatentDiffusion.Pipelines;
 using LatentDiffusion.Training;
 using LatentDiffusion.Transformers;
+using TorchSharp;
 
 namespace LatentDiffusion.Cli.Commands;
 
 /// <summary>
-/// `ldm quickstart`: the whole loop in a minute or two on a CPU: make the built-in shapes data, train a small
-/// in-context Transformer on it in pixel space, sample a class grid with guidance, say where the PNG is.
+/// `ldm quickstart`: the main job. Samples the trained models shipped in <c>models/</c> (a class grid of the shapes
+/// model, a prompt grid of the shapes text model, a class grid of the Fashion-MNIST model) in seconds and says where
+/// the PNGs are. With <c>--train</c> it first trains the shapes class model from scratch (the shapes-class recipe).
 /// </summary>
 public static class QuickstartCommand
 {
+    /// <summary>Prompts of the text grid: one and two shapes, every colour and kind.</summary>
+    public static readonly string[] Prompts =
+    [
+        "a large red circle at the center", "a small blue square at the top left", "a large green triangle at the bottom right",
+        "a small yellow circle at the right", "a large blue triangle at the top", "a small red square at the bottom left",
+        "a small green circle at the top left and a large yellow square at the bottom left",
+        "a large red triangle at the left and a small blue circle at the right",
+    ];
+
     public static Command Create()
     {
         var output = new Option<string>("--out", "-o") { Description = "Output folder.", DefaultValueFactory = _ => "out/quickstart" };
-        var steps = new Option<int>("--steps") { Description = "Training steps.", DefaultValueFactory = _ => 400 };
-        var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 0, Description = "Seed of data, init and sampling." };
-        var float32 = new Option<bool>("--float32") { Description = "Train and sample in float32 instead of bf16 mixed precision (bf16 is ~1.7x faster here)." };
-        var command = new Command("quickstart", "Train a small class-conditional model on the built-in shapes data and sample a grid from it.")
+        var models = new Option<string?>("--models") { Description = "Folder of the shipped models (default: models/ of the repository)." };
+        var train = new Option<bool>("--train") { Description = "Train the shapes class model from scratch first (recipes/shapes-class.json, about half an hour on 2 cores) and sample it." };
+        var steps = new Option<int?>("--steps") { Description = "With --train: training steps instead of the recipe's." };
+        var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 0, Description = "Seed of the samples." };
+        var command = new Command("quickstart", "Sample the shipped models (class grid, prompt grid) in seconds; --train trains the shapes model from scratch first.")
         {
-            output, steps, seed, float32,
+            output, models, train, steps, seed,
         };
         command.SetAction(parse =>
         {
             string outDir = CliParsing.OutputFolder(parse.GetValue(output)!, "--out");
             long seedValue = parse.GetValue(seed);
-            using var dataset = ShapesDataset.Generate(12_000, (int)(seedValue & 0x7FFFFFFF), text: false);
-            var model = new TrainCommand.ModelChoice("S/4", BlockType.InContext, LongSkips: true, HiddenSize: 128, Depth: 4, NumHeads: 4, PatchSize: 4, LearnSigma: false);
-            var info = TrainCommand.BuildInfo(model, dataset);
-            string runDir = Path.Combine(outDir, "run");
-            var options = new DiffusionTrainingOptions
+            var written = new List<string>();
+            if (parse.GetValue(train))
             {
-                Steps = parse.GetValue(steps), BatchSize = 64, LearningRate = 1e-3, WarmupSteps = 50, GradClip = 1.0,
-                EmaDecay = 0.99, Seed = seedValue, Bf16 = !parse.GetValue(float32), LogEvery = 10, CheckpointEvery = 200,
-            };
-            var clock = System.Diagnostics.Stopwatch.StartNew();
-            TrainCommand.Train(info, dataset, options, runDir, sampleGrids: false);
-            double trainSeconds = clock.Elapsed.TotalSeconds;
-
-            var (net, _) = TransformerCheckpoint.Load(Path.Combine(runDir, DiffusionTrainer.ModelFile));
-            using (net)
-            {
-                const int perClass = 6;
-                var labels = Enumerable.Range(0, info.Transformer.NumClasses).SelectMany(c => Enumerable.Repeat(c, perClass)).ToList();
-                var sampler = new ClassConditionalSampler(net, info);
-                using var samples = sampler.Sample(labels, new SamplingOptions { Steps = 25, GuidanceScale = 3.0, Seed = seedValue, BatchSize = 72,
-                    ComputeDtype = parse.GetValue(float32) ? TorchSharp.torch.ScalarType.Float32 : TorchSharp.torch.ScalarType.BFloat16 });
-                string grid = Path.Combine(outDir, "grid.png");
-                ImageGrid.Save(grid, samples, perClass);
-                Console.WriteLine($"trained {options.Steps} steps in {trainSeconds:F0} s; sampled {labels.Count} images (one row per class: {string.Join(", ", info.ClassNames)})");
-                Console.WriteLine($"grid: {Path.GetFullPath(grid)}");
+                string runDir = Path.Combine(outDir, "run");
+                var args = new List<string> { "train", "--recipe", "shapes-class", "--out", runDir };
+                if (parse.GetValue(steps) is int s) args.AddRange(["--steps", s.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+                int code = CliRunner.Run(LdmApp.BuildRoot(), args.ToArray());
+                if (code != 0) return code;
+                written.Add(SampleClasses(Path.Combine(runDir, DiffusionTrainer.ModelFile), Path.Combine(outDir, "shapes-class-trained.png"), 6, seedValue));
             }
+            else
+            {
+                string dir = parse.GetValue(models) ?? FindModels();
+                written.Add(SampleClasses(Required(dir, "shapes-class.safetensors"), Path.Combine(outDir, "shapes-class.png"), 6, seedValue));
+                written.Add(SamplePrompts(Required(dir, "shapes-text.safetensors"), Path.Combine(outDir, "shapes-text.png"), 4, seedValue));
+                written.Add(SampleClasses(Required(dir, "fashion-mnist.safetensors"), Path.Combine(outDir, "fashion-mnist.png"), 6, seedValue));
+            }
+            foreach (var line in written) Console.WriteLine(line);
             return 0;
         });
         return command;
     }
+
+    static string FindModels()
+    {
+        foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
+            for (var d = new DirectoryInfo(start); d != null; d = d.Parent)
+                if (File.Exists(Path.Combine(d.FullName, "models", "shapes-class.safetensors"))) return Path.Combine(d.FullName, "models");
+        throw new LdmException("the shipped models were not found (models/shapes-class.safetensors); run from the repository, pass --models DIR, or train with --train.");
+    }
+
+    static string Required(string dir, string file)
+    {
+        string path = Path.Combine(dir, file);
+        if (!File.Exists(path)) throw new LdmException($"'{path}' is missing; check out the repository's models/ folder or pass --models DIR.");
+        return path;
+    }
+
+    static (DiffusionTransformer net, DenoiserInfo info, LatentDecoder? decoder) Open(string path)
+    {
+        var info = TransformerCheckpoint.PeekInfo(path);
+        var ae = info.AutoencoderBeside(path);
+        if (!info.IsPixelSpace && ae is null) throw new LdmException($"'{path}' names no autoencoder beside it; keep the model and its autoencoder in one folder.");
+        var decoder = ae is null ? null : LatentDecoder.Load(ae, info, path, 64);
+        var (net, loaded) = TransformerCheckpoint.Load(path);
+        return (net, loaded, decoder);
+    }
+
+    /// <summary>One row per class, <paramref name="perClass"/> samples each (DDIM 50, guidance 4, bf16).</summary>
+    static string SampleClasses(string path, string png, int perClass, long seed)
+    {
+        var clock = Stopwatch.StartNew();
+        var (net, info, decoder) = Open(path);
+        using (net) using (decoder)
+        {
+            var labels = Enumerable.Range(0, info.Transformer.NumClasses).SelectMany(c => Enumerable.Repeat(c, perClass)).ToList();
+            using var samples = new ClassConditionalSampler(net, info).Sample(labels, Options(seed, labels.Count));
+            using var images = decoder?.Decode(samples) ?? samples.alias();
+            ImageGrid.Save(png, images, perClass);
+            return $"{Path.GetFileName(path)}: {labels.Count} samples in {clock.Elapsed.TotalSeconds:F1} s, one row per class ({string.Join(", ", info.ClassNames)}): {Path.GetFullPath(png)}";
+        }
+    }
+
+    /// <summary>One row per prompt of <see cref="Prompts"/>.</summary>
+    static string SamplePrompts(string path, string png, int perPrompt, long seed)
+    {
+        var clock = Stopwatch.StartNew();
+        var (net, info, decoder) = Open(path);
+        using (net) using (decoder)
+        {
+            var prompts = Prompts.SelectMany(p => Enumerable.Repeat(p, perPrompt)).ToList();
+            using var samples = new TextConditionalSampler(net, info).Sample(prompts, Options(seed, prompts.Count));
+            using var images = decoder?.Decode(samples) ?? samples.alias();
+            ImageGrid.Save(png, images, perPrompt);
+            return $"{Path.GetFileName(path)}: {prompts.Count} samples in {clock.Elapsed.TotalSeconds:F1} s, one row per prompt (\"{string.Join("\", \"", Prompts)}\"): {Path.GetFullPath(png)}";
+        }
+    }
+
+    static SamplingOptions Options(long seed, int batch) => new()
+    {
+        Steps = 50, GuidanceScale = 4.0, Seed = seed, BatchSize = batch, ComputeDtype = torch.ScalarType.BFloat16,
+    };
 }

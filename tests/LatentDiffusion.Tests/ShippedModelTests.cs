@@ -1,0 +1,84 @@
+using LatentDiffusion.Evaluation;
+using LatentDiffusion.Pipelines;
+using LatentDiffusion.Transformers;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace LatentDiffusion.Tests;
+
+/// <summary>
+/// The trained models shipped in models/ reach the quality the project promises (docs/results.md has the larger
+/// measurements behind these numbers): files within 20 MB, shapes drawn right, Fashion-MNIST samples recognisable.
+/// </summary>
+[Collection(ConsoleCollection.Name)]
+public class ShippedModelTests
+{
+    static string Model(string name) => Path.Combine(RepoPaths.Root, "models", name);
+
+    static (DiffusionTransformer net, DenoiserInfo info, LatentDecoder decoder) Open(string name)
+    {
+        string path = Model(name);
+        Assert.True(File.Exists(path), $"{path} is missing; models/README.md says how it is made");
+        var info = TransformerCheckpoint.PeekInfo(path);
+        string ae = info.AutoencoderBeside(path) ?? throw new Xunit.Sdk.XunitException($"{path} names no autoencoder beside it");
+        var decoder = LatentDecoder.Load(ae, info, path, 64);
+        var (net, loaded) = TransformerCheckpoint.Load(path);
+        return (net, loaded, decoder);
+    }
+
+    [Fact]
+    public void EveryShippedFileIsAtMost20MB()
+    {
+        var files = Directory.GetFiles(Path.Combine(RepoPaths.Root, "models"), "*.safetensors");
+        Assert.True(files.Length >= 5, $"expected the three models and their autoencoders in models/, found {files.Length} files");
+        foreach (var f in files) Assert.True(new FileInfo(f).Length <= 20L << 20, $"{f} is {new FileInfo(f).Length >> 20} MB");
+    }
+
+    [Fact]
+    public void ShapesClassModelDrawsTheAskedKindAndColour()
+    {
+        using var _ = new SingleTorchThread();
+        var (net, info, decoder) = Open("shapes-class.safetensors");
+        using (net) using (decoder)
+        {
+            var r = ShapesEvaluation.Run(net, info, decoder.Decode, 8, new SamplingOptions { Steps = 50, GuidanceScale = 4.0, Seed = 0, BatchSize = 96 });
+            Assert.True(r.Accuracy >= 0.95, $"kind and colour right in {r.Accuracy:P1} of {r.Images} samples: {string.Join(", ", r.PerGroup.Select(kv => $"{kv.Key} {kv.Value:P0}"))}");
+        }
+    }
+
+    [Fact]
+    public void ShapesTextModelDrawsOneShapePromptsRight()
+    {
+        using var _ = new SingleTorchThread();
+        var (net, info, decoder) = Open("shapes-text.safetensors");
+        using (net) using (decoder)
+        {
+            var r = ShapesEvaluation.Run(net, info, decoder.Decode, 40, new SamplingOptions { Steps = 50, GuidanceScale = 4.0, Seed = 0, BatchSize = 80 });
+            Assert.True(r.Accuracy >= 0.80, $"one-shape prompts right in {r.Accuracy:P1} (kind and colour {r.KindAndColourAccuracy:P1}); two-shape {r.TwoShapeAccuracy:P1}");
+        }
+    }
+
+    [Fact]
+    public void FashionMnistModelSamplesAreRecognisedByTheDomainClassifier()
+    {
+        using var _ = new SingleTorchThread();
+        var (net, info, decoder) = Open("fashion-mnist.safetensors");
+        using var classifier = DomainClassifier.Load(Model("fashion-mnist-classifier.safetensors"));
+        classifier.eval();
+        using (net) using (decoder)
+        {
+            var labels = Enumerable.Range(0, 10).SelectMany(c => Enumerable.Repeat(c, 10)).ToList();
+            using var latents = new ClassConditionalSampler(net, info).Sample(labels, new SamplingOptions { Steps = 50, GuidanceScale = 4.0, Seed = 0, BatchSize = 100 });
+            using var images = decoder.Decode(latents);
+            using var noGrad = torch.no_grad();
+            // As the evaluator sees them: 8-bit images, as if saved to PNG.
+            using var bytes = ((images.clamp(-1, 1) + 1) * 127.5).round().to(ScalarType.Byte);
+            using var logits = classifier.forward(bytes);
+            using var predicted = logits.argmax(1);
+            using var expected = torch.tensor(labels.Select(l => (long)l).ToArray());
+            double accuracy = predicted.eq(expected).to(ScalarType.Float32).mean().item<float>();
+            Assert.True(accuracy >= 0.85, $"the classifier recognises {accuracy:P1} of 100 samples as their class");
+        }
+    }
+}
