@@ -22,6 +22,7 @@ public static class LdmApp
             BenchCommand.Create(),
             PlotCommand.Create(),
             CheckShapesCommand.Create(),
+            ExportCommand.Create(),
         })
             root.Subcommands.Add(command);
         return root;

@@ -60,6 +60,17 @@ public class RecipeTests
         Assert.Contains("decoded by the autoencoder", sample.Stdout);
         Assert.True(File.Exists(Path.Combine(samples, "grid.png")));
 
+        // Exported into a models folder: the model names the autoencoder copied beside it, bf16 storage halves the file.
+        string shipped = Path.Combine(dir, "models", "tiny.safetensors");
+        var export = CliTestHost.Run("export", "--model", model, "--out", shipped, "--dtype", "bf16");
+        Assert.True(export.ExitCode == 0, export.ToString());
+        Assert.Equal("tiny-autoencoder.safetensors", TransformerCheckpoint.PeekInfo(shipped).Autoencoder);
+        Assert.True(File.Exists(Path.Combine(dir, "models", "tiny-autoencoder.safetensors")));
+        Assert.True(new FileInfo(shipped).Length < new FileInfo(model).Length * 0.6);
+        var fromShipped = CliTestHost.Run("sample", "--model", shipped, "--classes", "1", "--num", "1", "--steps", "2", "--out", Path.Combine(dir, "s2"));
+        Assert.True(fromShipped.ExitCode == 0, fromShipped.ToString());
+        Assert.Contains("decoded by the autoencoder", fromShipped.Stdout);
+
         // A second run finds the finished autoencoder and the finished model: nothing is trained again.
         var again = CliTestHost.Run("train", "--recipe", recipe, "--out", run, "--steps", "3");
         Assert.True(again.ExitCode == 0, again.ToString());
