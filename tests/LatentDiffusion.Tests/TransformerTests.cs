@@ -83,6 +83,15 @@ public class TransformerTests
     }
 
     [Fact]
+    public void PresetWithAPatchOverrideFitsALatentGridThePresetPatchDoesNotDivide()
+    {
+        // Fashion-MNIST latents are 7x7: S/2's patch 2 does not divide them, patch 1 does.
+        Assert.Throws<LdmException>(() => TransformerConfig.FromPreset("S/2", 7, 4, 10));
+        var c = TransformerConfig.FromPreset("S/2", 7, 4, 10, patchSize: 1);
+        Assert.Equal((1, 49), (c.PatchSize, c.NumPatches));
+    }
+
+    [Fact]
     public void AdaLnZeroBlocksAreTheIdentityAtInitialisation()
     {
         using var scope = torch.NewDisposeScope();

@@ -124,7 +124,7 @@ public static class TrainCommand
         else if (!dataset.HasLabels || dataset.NumClasses < 1)
             throw new LdmException($"the data in '{dataset.Source}' has no class labels; use a folder with one subfolder per class{(dataset.HasCaptions ? ", or --condition text for its captions" : "")}.");
         var cfg = TransformerConfig.FromPreset(m.Preset, dataset.Size, dataset.Channels, textConfig is null ? dataset.NumClasses : 0, m.Block, m.LearnSigma,
-            longSkips: m.LongSkips);
+            longSkips: m.LongSkips, patchSize: m.PatchSize);
         cfg = (cfg with
         {
             HiddenSize = m.HiddenSize ?? cfg.HiddenSize,

@@ -113,12 +113,12 @@ public sealed record TransformerConfig
     /// </summary>
     public static TransformerConfig FromPreset(string name, int inputSize, int inChannels, int numClasses,
         BlockType block = BlockType.InContext, bool learnSigma = true, double classDropoutProb = 0.1,
-        bool longSkips = false, bool learnedPosEmbed = false)
+        bool longSkips = false, bool learnedPosEmbed = false, int? patchSize = null)
     {
         var (depth, hidden, heads, patch) = TransformerPresets.Get(name);
         return new TransformerConfig
         {
-            InputSize = inputSize, PatchSize = patch, InChannels = inChannels, HiddenSize = hidden, Depth = depth,
+            InputSize = inputSize, PatchSize = patchSize ?? patch, InChannels = inChannels, HiddenSize = hidden, Depth = depth,
             NumHeads = heads, MlpRatio = 4.0, ClassDropoutProb = classDropoutProb, NumClasses = numClasses,
             LearnSigma = learnSigma, Block = block, LongSkips = longSkips, LearnedPosEmbed = learnedPosEmbed,
         }.Validate();
