@@ -14,7 +14,8 @@ public static class PlotCommand
         var title = new Option<string>("--title") { DefaultValueFactory = _ => "training loss" };
         var linear = new Option<bool>("--linear") { Description = "Linear instead of log10 y axis." };
         var output = new Option<string>("--out", "-o") { Description = "PNG to write.", Required = true };
-        var command = new Command("plot", "Plot training curves (metrics.jsonl) of one or more runs into a PNG.") { runs, labels, key, title, linear, output };
+        var maxStep = new Option<int?>("--max-step") { Description = "Plot only steps up to this one (compare runs of different lengths)." };
+        var command = new Command("plot", "Plot training curves (metrics.jsonl) of one or more runs into a PNG.") { runs, labels, key, title, linear, output, maxStep };
         command.SetAction(p =>
         {
             var paths = p.GetValue(runs)!.Select(r => Directory.Exists(r) ? Path.Combine(r, "metrics.jsonl") : r).ToList();
@@ -27,7 +28,7 @@ public static class PlotCommand
                 throw new LdmException($"--out '{output1}' must be a .png file.");
             string? dir = Path.GetDirectoryName(Path.GetFullPath(output1));
             if (dir != null) Directory.CreateDirectory(dir);
-            LossCurvePlot.Save(output1, names.Zip(paths).ToList(), p.GetValue(title)!, p.GetValue(key)!, logScale: !p.GetValue(linear));
+            LossCurvePlot.Save(output1, names.Zip(paths).ToList(), p.GetValue(title)!, p.GetValue(key)!, logScale: !p.GetValue(linear), maxStep: p.GetValue(maxStep));
             Console.WriteLine($"wrote {output1}");
             return 0;
         });

@@ -30,13 +30,13 @@ public static class LossCurvePlot
 
     /// <summary>Writes the curves of (label, metrics.jsonl) runs to <paramref name="pngPath"/> (atomically).</summary>
     public static void Save(string pngPath, IReadOnlyList<(string label, string metricsPath)> runs, string title, string key = "loss",
-        int width = 800, int height = 450, bool logScale = true)
+        int width = 800, int height = 450, bool logScale = true, double? maxStep = null)
     {
         var plot = new ScottPlot.Plot();
         int window = 0;
         foreach (var (label, path) in runs)
         {
-            var points = Read(path, key);
+            var points = Read(path, key).Where(p => maxStep is null || p.step <= maxStep).ToList();
             if (points.Count == 0) continue;
             double[] xs = points.Select(p => p.step).ToArray();
             double[] ys = points.Select(p => logScale ? Math.Log10(p.loss) : p.loss).ToArray();
