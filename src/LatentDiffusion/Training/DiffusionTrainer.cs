@@ -37,6 +37,7 @@ public sealed class DiffusionTrainer : IDisposable
     readonly TimestepSampler _timesteps;
     readonly ITrainingData _data;
     readonly DataOrder _order;
+    readonly BatchPrefetcher _prefetcher;
 
     public DenoiserInfo Info { get; }
     public DiffusionTrainingOptions Options { get; }
@@ -60,6 +61,7 @@ public sealed class DiffusionTrainer : IDisposable
         _diffusion = new GaussianDiffusion(diffusionConfig);
         _timesteps = new TimestepSampler(_diffusion);
         _order = new DataOrder(data.Count, options.Seed);
+        _prefetcher = new BatchPrefetcher(LoadBatch);
         _model = new DiffusionTransformer(info.Transformer, seed: options.Seed);
         _ema = new DiffusionTransformer(info.Transformer, seed: options.Seed);
         Ema.CopyFrom(_ema, _model);
@@ -142,13 +144,28 @@ public sealed class DiffusionTrainer : IDisposable
     double LearningRateAt(long step) =>
         Options.WarmupSteps > 0 ? Options.LearningRate * Math.Min(1.0, (step + 1.0) / Options.WarmupSteps) : Options.LearningRate;
 
+    /// <summary>
+    /// The examples of a step (run on the prefetch thread): indices from the data order, augmentation and posterior
+    /// draws from a generator of their own stream, so they do not depend on when the batch is built.
+    /// </summary>
+    TrainingBatch LoadBatch(long step)
+    {
+        var indices = _order.IndicesForStep(step, Options.BatchSize);
+        using var generator = new Generator(StepSeeds.Mix(Options.Seed, DataStream + step));
+        var (x, labels) = _data.GetBatch(indices, generator, Options.HorizontalFlip);
+        return new TrainingBatch(indices, x, labels);
+    }
+
+    /// <summary>Offset of the data generators' seeds (a stream apart from the step's timestep and noise draws).</summary>
+    const long DataStream = 0x0DA7_A000_0000L;
+
     /// <summary>One optimisation step; returns the mean loss of the batch.</summary>
     double TrainStep(long step, double lr)
     {
         using var scope = torch.NewDisposeScope();
         using var generator = new Generator(StepSeeds.Mix(Options.Seed, step));
-        var indices = _order.IndicesForStep(step, Options.BatchSize);
-        var (x0, labels) = _data.GetBatch(indices, generator, Options.HorizontalFlip);
+        using var batch = _prefetcher.Take(step);
+        var (indices, x0, labels) = (batch.Indices, batch.X, batch.Labels);
         var (t, _) = _timesteps.Sample(Options.BatchSize, generator);
         var noise = torch.randn(x0.shape, generator: generator);
 
@@ -220,6 +237,7 @@ public sealed class DiffusionTrainer : IDisposable
 
     public void Dispose()
     {
+        _prefetcher.Dispose();
         _optimizer.Dispose();
         _mixed?.Dispose();
         _model.Dispose();
