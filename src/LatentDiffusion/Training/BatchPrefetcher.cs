@@ -5,8 +5,9 @@ namespace LatentDiffusion.Training;
 /// <summary>
 /// Assembles the batch of step s + 1 on a background thread while step s runs on the model, so data loading and
 /// augmentation (image decoding, flips, posterior draws of cached latents) overlap the forward and backward passes.
-/// Every batch depends only on its step (indices from <see cref="DataOrder"/>, random draws from a generator seeded by
-/// (seed, step) on a stream of its own), so prefetching changes no number and a resumed run reads the same batches.
+/// Every batch depends only on its step (indices from <see cref="DataOrder"/>, random draws from the step's generator,
+/// seeded by (seed, step), which the batch then hands on), so prefetching changes no number and a resumed run reads
+/// the same batches.
 /// </summary>
 public sealed class BatchPrefetcher : IDisposable
 {
@@ -53,8 +54,11 @@ public sealed class BatchPrefetcher : IDisposable
     public void Dispose() => DiscardPending();
 }
 
-/// <summary>One step's examples: their data indices, inputs (N, C, H, W) and labels (N).</summary>
-public sealed record TrainingBatch(long[] Indices, Tensor X, Tensor Labels) : IDisposable
+/// <summary>
+/// One step's examples: their data indices, inputs (N, C, H, W) and labels (N), and optionally the step's random
+/// generator in the state the data draws left it, for the step's remaining draws (timesteps, noise, label dropout).
+/// </summary>
+public sealed record TrainingBatch(long[] Indices, Tensor X, Tensor Labels, Generator? Generator = null) : IDisposable
 {
-    public void Dispose() { X.Dispose(); Labels.Dispose(); }
+    public void Dispose() { X.Dispose(); Labels.Dispose(); Generator?.Dispose(); }
 }

@@ -146,26 +146,31 @@ public sealed class DiffusionTrainer : IDisposable
 
     /// <summary>
     /// The examples of a step (run on the prefetch thread): indices from the data order, augmentation and posterior
-    /// draws from a generator of their own stream, so they do not depend on when the batch is built.
+    /// draws from the step's generator, seeded by (seed, step); the batch carries that generator on to the step's
+    /// timestep, noise and dropout draws, so every number is as if the step had done it all itself.
     /// </summary>
     TrainingBatch LoadBatch(long step)
     {
         var indices = _order.IndicesForStep(step, Options.BatchSize);
-        using var generator = new Generator(StepSeeds.Mix(Options.Seed, DataStream + step));
-        var (x, labels) = _data.GetBatch(indices, generator, Options.HorizontalFlip);
-        return new TrainingBatch(indices, x, labels);
+        var generator = new Generator(StepSeeds.Mix(Options.Seed, step));
+        try
+        {
+            var (x, labels) = _data.GetBatch(indices, generator, Options.HorizontalFlip);
+            return new TrainingBatch(indices, x, labels, generator);
+        }
+        catch
+        {
+            generator.Dispose();
+            throw;
+        }
     }
-
-    /// <summary>Offset of the data generators' seeds (a stream apart from the step's timestep and noise draws).</summary>
-    const long DataStream = 0x0DA7_A000_0000L;
 
     /// <summary>One optimisation step; returns the mean loss of the batch.</summary>
     double TrainStep(long step, double lr)
     {
         using var scope = torch.NewDisposeScope();
-        using var generator = new Generator(StepSeeds.Mix(Options.Seed, step));
         using var batch = _prefetcher.Take(step);
-        var (indices, x0, labels) = (batch.Indices, batch.X, batch.Labels);
+        var (indices, x0, labels, generator) = (batch.Indices, batch.X, batch.Labels, batch.Generator!);
         var (t, _) = _timesteps.Sample(Options.BatchSize, generator);
         var noise = torch.randn(x0.shape, generator: generator);
 
