@@ -42,7 +42,8 @@ public class ShippedModelTests
         var (net, info, decoder) = Open("shapes-class.safetensors");
         using (net) using (decoder)
         {
-            var r = ShapesEvaluation.Run(net, info, decoder.Decode, 8, new SamplingOptions { Steps = 50, GuidanceScale = 4.0, Seed = 0, BatchSize = 96 });
+            // Guidance 1 (none): the class model draws best without it (docs/results.md: 98.3 % at 1, 93.8 % at 4).
+            var r = ShapesEvaluation.Run(net, info, decoder.Decode, 8, new SamplingOptions { Steps = 50, GuidanceScale = 1.0, Seed = 0, BatchSize = 96 });
             Assert.True(r.Accuracy >= 0.95, $"kind and colour right in {r.Accuracy:P1} of {r.Images} samples: {string.Join(", ", r.PerGroup.Select(kv => $"{kv.Key} {kv.Value:P0}"))}");
         }
     }
@@ -79,6 +80,20 @@ public class ShippedModelTests
             using var expected = torch.tensor(labels.Select(l => (long)l).ToArray());
             double accuracy = predicted.eq(expected).to(ScalarType.Float32).mean().item<float>();
             Assert.True(accuracy >= 0.85, $"the classifier recognises {accuracy:P1} of 100 samples as their class");
+        }
+    }
+
+    [Fact]
+    public void QuickstartSamplesTheShippedModelsIntoThreeGrids()
+    {
+        using var _ = new SingleTorchThread();
+        string dir = RepoPaths.NewTempDir("quickstart-main");
+        var r = CliTestHost.Run("quickstart", "--out", dir, "--models", Path.Combine(RepoPaths.Root, "models"));
+        Assert.True(r.ExitCode == 0, r.ToString());
+        foreach (var png in new[] { "shapes-class.png", "shapes-text.png", "fashion-mnist.png" })
+        {
+            Assert.True(File.Exists(Path.Combine(dir, png)), $"{png} is missing:\n{r}");
+            Assert.Contains(Path.Combine(dir, png), r.Stdout);
         }
     }
 }
