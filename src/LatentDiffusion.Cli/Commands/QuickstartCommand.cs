@@ -28,7 +28,7 @@ public static class QuickstartCommand
     {
         var output = new Option<string>("--out", "-o") { Description = "Output folder.", DefaultValueFactory = _ => "out/quickstart" };
         var models = new Option<string?>("--models") { Description = "Folder of the shipped models (default: models/ of the repository)." };
-        var train = new Option<bool>("--train") { Description = "Train the shapes class model from scratch first (recipes/shapes-class.json, about half an hour on 2 cores) and sample it." };
+        var train = new Option<bool>("--train") { Description = "Train the shapes class model from scratch first (recipes/shapes-class.json, about 45 minutes on 2 cores) and sample it." };
         var steps = new Option<int?>("--steps") { Description = "With --train: training steps instead of the recipe's." };
         var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 0, Description = "Seed of the samples." };
         var command = new Command("quickstart", "Sample the shipped models (class grid, prompt grid) in seconds; --train trains the shapes model from scratch first.")
