@@ -37,11 +37,12 @@ public sealed record Recipe(string Name, string Path, string Description, JsonOb
         return new Recipe(System.IO.Path.GetFileNameWithoutExtension(path), path, (string?)json["description"] ?? "", json["autoencoder"] as JsonObject, train);
     }
 
-    static IEnumerable<string> SearchRoots()
+    /// <summary>Candidate places of a repository folder (recipes/, models/): in the working directory or the ldm install, and their parents.</summary>
+    internal static IEnumerable<string> SearchRoots(string folder = Folder)
     {
         foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
             for (var dir = new DirectoryInfo(start); dir != null; dir = dir.Parent)
-                yield return System.IO.Path.Combine(dir.FullName, Folder);
+                yield return System.IO.Path.Combine(dir.FullName, folder);
     }
 
     static string? Find(string name) => SearchRoots().Select(r => System.IO.Path.Combine(r, name + ".json")).FirstOrDefault(File.Exists);

@@ -20,9 +20,7 @@ public class ShippedModelTests
     {
         string path = Model(name);
         Assert.True(File.Exists(path), $"{path} is missing; models/README.md says how it is made");
-        var info = TransformerCheckpoint.PeekInfo(path);
-        string ae = info.AutoencoderBeside(path) ?? throw new Xunit.Sdk.XunitException($"{path} names no autoencoder beside it");
-        var decoder = LatentDecoder.Load(ae, info, path, 64);
+        var decoder = LatentDecoder.ForDenoiser(path, TransformerCheckpoint.PeekInfo(path), batchSize: 64)!;
         var (net, loaded) = TransformerCheckpoint.Load(path);
         return (net, loaded, decoder);
     }

@@ -26,10 +26,8 @@ public static class CheckShapesCommand
         {
             string path = CliParsing.ExistingFile(p.GetValue(model)!, "--model");
             var info = TransformerCheckpoint.PeekInfo(path);
-            string? aePath = p.GetValue(autoencoder) is { } a ? CliParsing.ExistingFile(a, "--autoencoder") : info.AutoencoderBeside(path);
-            if (!info.IsPixelSpace && aePath is null)
-                throw new LdmException($"'{path}' is a latent model and names no autoencoder beside it; pass --autoencoder.");
-            using var decoder = aePath is null ? null : LatentDecoder.Load(aePath, info, path, 64);
+            string? aePath = p.GetValue(autoencoder) is { } a ? CliParsing.ExistingFile(a, "--autoencoder") : null;
+            using var decoder = LatentDecoder.ForDenoiser(path, info, aePath, 64);
             var (net, loaded) = TransformerCheckpoint.Load(path);
             using (net)
             {

@@ -63,13 +63,9 @@ public static class QuickstartCommand
         return command;
     }
 
-    static string FindModels()
-    {
-        foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
-            for (var d = new DirectoryInfo(start); d != null; d = d.Parent)
-                if (File.Exists(Path.Combine(d.FullName, "models", "shapes-class.safetensors"))) return Path.Combine(d.FullName, "models");
-        throw new LdmException("the shipped models were not found (models/shapes-class.safetensors); run from the repository, pass --models DIR, or train with --train.");
-    }
+    static string FindModels() =>
+        Recipe.SearchRoots("models").FirstOrDefault(d => File.Exists(Path.Combine(d, "shapes-class.safetensors")))
+        ?? throw new LdmException("the shipped models were not found (models/shapes-class.safetensors); run from the repository, pass --models DIR, or train with --train.");
 
     static string Required(string dir, string file)
     {
@@ -80,10 +76,7 @@ public static class QuickstartCommand
 
     static (DiffusionTransformer net, DenoiserInfo info, LatentDecoder? decoder) Open(string path)
     {
-        var info = TransformerCheckpoint.PeekInfo(path);
-        var ae = info.AutoencoderBeside(path);
-        if (!info.IsPixelSpace && ae is null) throw new LdmException($"'{path}' names no autoencoder beside it; keep the model and its autoencoder in one folder.");
-        var decoder = ae is null ? null : LatentDecoder.Load(ae, info, path, 64);
+        var decoder = LatentDecoder.ForDenoiser(path, TransformerCheckpoint.PeekInfo(path), batchSize: 64);
         var (net, loaded) = TransformerCheckpoint.Load(path);
         return (net, loaded, decoder);
     }

@@ -41,6 +41,18 @@ public sealed class LatentDecoder : IDisposable
         }
     }
 
+    /// <summary>
+    /// The decoder of the denoiser file <paramref name="denoiserPath"/>: <paramref name="autoencoderPath"/> when given,
+    /// else the autoencoder the model names beside it; null for a pixel-space model given no autoencoder.
+    /// </summary>
+    public static LatentDecoder? ForDenoiser(string denoiserPath, DenoiserInfo denoiser, string? autoencoderPath = null, int batchSize = 16)
+    {
+        if (autoencoderPath is null && denoiser.IsPixelSpace) return null;
+        string path = autoencoderPath ?? denoiser.AutoencoderBeside(denoiserPath)
+            ?? throw new LdmException($"'{denoiserPath}' is a latent model and names no autoencoder beside it; pass --autoencoder, or keep the model and its autoencoder in one folder.");
+        return Load(path, denoiser, denoiserPath, batchSize);
+    }
+
     /// <summary>Refuses a pixel-space denoiser, and an autoencoder whose latents (channels × size) are not the denoiser's input.</summary>
     public static void CheckCompatible(AutoencoderConfig autoencoder, DenoiserInfo denoiser, string autoencoderPath, string denoiserPath)
     {
