@@ -50,7 +50,7 @@ public static class CliRunner
         }
         catch (Exception e) when (Unwrap(e) is LdmException user)
         {
-            Console.Error.WriteLine($"error: {user.Message}");
+            Console.Error.WriteLine($"error: {OptionNames.MessageOf(user)}");
             return 1;
         }
         catch (Exception e)

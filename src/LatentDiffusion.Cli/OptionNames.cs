@@ -1,0 +1,38 @@
+using System.Text;
+using LatentDiffusion;
+
+namespace LatentDiffusion.Cli;
+
+/// <summary>
+/// Maps a library setting (<see cref="LdmOptionException.Owner"/>.<see cref="LdmOptionException.Property"/>) to the
+/// flag that sets it, so a library error reads in the tool's own words: "--steps must be at least 1, got 0".
+/// </summary>
+public static class OptionNames
+{
+    /// <summary>Settings whose flag is not the kebab-case of the property name.</summary>
+    static readonly Dictionary<string, string> Exceptions = new(StringComparer.Ordinal)
+    {
+        ["SamplingOptions.GuidanceScale"] = "--guidance",
+        ["DiffusionTrainingOptions.LearningRate"] = "--lr",
+        ["DiffusionTrainingOptions.WarmupSteps"] = "--warmup",
+    };
+
+    /// <summary>The flag of a library setting: the table above, else <c>--</c> + kebab-case of the property.</summary>
+    public static string FlagOf(string owner, string property) =>
+        Exceptions.TryGetValue($"{owner}.{property}", out var flag) ? flag : "--" + Kebab(property);
+
+    /// <summary>The message of a user error as the tool prints it.</summary>
+    public static string MessageOf(LdmException e) =>
+        e is LdmOptionException o ? o.MessageFor(FlagOf(o.Owner, o.Property)) : e.Message;
+
+    static string Kebab(string name)
+    {
+        var sb = new StringBuilder();
+        for (int i = 0; i < name.Length; i++)
+        {
+            if (char.IsUpper(name[i]) && i > 0) sb.Append('-');
+            sb.Append(char.ToLowerInvariant(name[i]));
+        }
+        return sb.ToString();
+    }
+}
