@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
 using LatentDiffusion.Diagnostics;
+using LatentDiffusion.Denoisers;
 using LatentDiffusion.Diffusion;
 using LatentDiffusion.Pipelines;
 using LatentDiffusion.Training;
@@ -47,7 +48,7 @@ public static class BenchCommand
             if (what is not ("train" or "sample" or "both")) throw new LdmException($"--only '{what}' is unknown; use train, sample or both.");
             var cfg = TransformerConfig.FromPreset(parse.GetValue(preset)!, parse.GetValue(inputSize), parse.GetValue(channels), parse.GetValue(classes),
                 TrainCommand.ParseBlock(parse.GetValue(block)!));
-            var info = new DenoiserInfo(cfg, JsonNode.Parse(System.Text.Json.JsonSerializer.Serialize(new DiffusionConfig { LearnSigma = cfg.LearnSigma }))!.AsObject(), "latent", []);
+            var info = new DenoiserInfo(cfg, new DiffusionConfig { LearnSigma = cfg.LearnSigma }, DataSpace.Latent, []);
             var result = Run(info, b, computeDtype, nWarm, nRuns, steps, parse.GetValue(guidance), what);
             Print(result);
             return 0;
@@ -83,10 +84,10 @@ public static class BenchCommand
         }
         if (what is "sample" or "both")
         {
-            var sampler = new ClassConditionalSampler(model, info);
+            using var pipe = DiffusionPipeline.FromModels(model, info, dtype: dtype);
             var labels = Enumerable.Range(0, batch).Select(i => i % cfg.NumClasses).ToList();
-            var options = new SamplingOptions { Steps = sampleSteps, GuidanceScale = guidance, BatchSize = batch, ComputeDtype = dtype, Seed = 7 };
-            var (median, times) = Timing.Median(() => { using var s = sampler.Sample(labels, options); }, Math.Min(warmup, 1), runs);
+            var options = new SamplingOptions { Steps = sampleSteps, GuidanceScale = guidance, BatchSize = batch, Seed = 7 };
+            var (median, times) = Timing.Median(() => { using var s = pipe.Generate(labels, options); }, Math.Min(warmup, 1), runs);
             sampleIps = batch / median; sampleTimes = times;
             if (dtype == ScalarType.BFloat16)
             {
@@ -104,10 +105,11 @@ public static class BenchCommand
                 var lowOut = low.forward(x, t, y);
                 maxDiff = (lowOut - reference).abs().max().item<float>();
                 relDiff = maxDiff / reference.abs().max().item<float>();
-                var f32 = sampler.Sample(labels, options with { ComputeDtype = ScalarType.Float32 });
-                var b16 = sampler.Sample(labels, options);
-                sampleDiff = (f32 - b16).abs().max().item<float>();
-                sampleMax = f32.abs().max().item<float>();
+                using var f32Pipe = DiffusionPipeline.FromModels(model, info);
+                using var f32 = f32Pipe.Generate(labels, options);
+                using var b16 = pipe.Generate(labels, options);
+                sampleDiff = (f32.Images - b16.Images).abs().max().item<float>();
+                sampleMax = f32.Images.abs().max().item<float>();
             }
         }
         return new BenchResult(cfg, parameters, batch, CliParsing.DtypeName(dtype), torch.get_num_threads(),

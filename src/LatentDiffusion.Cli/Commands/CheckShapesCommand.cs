@@ -3,7 +3,7 @@ using System.Text.Json;
 using LatentDiffusion.Evaluation;
 using LatentDiffusion.IO;
 using LatentDiffusion.Pipelines;
-using LatentDiffusion.Transformers;
+using LatentDiffusion.Diffusion;
 using Spectre.Console;
 
 namespace LatentDiffusion.Cli.Commands;
@@ -16,8 +16,8 @@ public static class CheckShapesCommand
         var model = new Option<string>("--model", "-m") { Description = "A class or text model of the shapes data (latent models find their autoencoder beside them).", Required = true };
         var autoencoder = new Option<string?>("--autoencoder", "-a") { Description = "Latent models: the autoencoder (default: the one the model names, beside it)." };
         var count = new Option<int>("--num", "-n") { Description = "Class models: samples per class; text models: one-shape and two-shape prompts each.", DefaultValueFactory = _ => 20 };
-        var steps = new Option<int>("--steps") { Description = "DDIM steps.", DefaultValueFactory = _ => 50 };
-        var guidance = new Option<double>("--guidance", "-g") { Description = "Classifier-free guidance scale.", DefaultValueFactory = _ => 4.0 };
+        var steps = new Option<int?>("--steps") { Description = "Sampling steps (default: the model's recommended)." };
+        var guidance = new Option<double?>("--guidance", "-g") { Description = "Classifier-free guidance scale (default: the model's recommended)." };
         var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 0 };
         var output = new Option<string?>("--out") { Description = "Also write the result as JSON here." };
         var command = new Command("check-shapes", "Sample a shapes model and read its images back: kind, colour (and for text models size and position) right, in percent.")
@@ -25,15 +25,13 @@ public static class CheckShapesCommand
         command.SetAction(p =>
         {
             string path = CliParsing.ExistingFile(p.GetValue(model)!, "--model");
-            var info = TransformerCheckpoint.PeekInfo(path);
             string? aePath = p.GetValue(autoencoder) is { } a ? CliParsing.ExistingFile(a, "--autoencoder") : null;
-            using var decoder = LatentDecoder.ForDenoiser(path, info, aePath, 64);
-            var (net, loaded) = TransformerCheckpoint.Load(path);
-            using (net)
+            using var pipe = DiffusionPipeline.Load(path, autoencoderPath: aePath);
             {
-                var options = new SamplingOptions { Steps = p.GetValue(steps), GuidanceScale = p.GetValue(guidance), Seed = p.GetValue(seed), BatchSize = 64 };
+                var d = pipe.DefaultOptions;
+                var options = d with { Steps = p.GetValue(steps) ?? d.Steps, GuidanceScale = p.GetValue(guidance) ?? d.GuidanceScale, Seed = p.GetValue(seed), BatchSize = 64 };
                 options.Validate();
-                var result = ShapesEvaluation.Run(net, loaded, decoder is null ? null : decoder.Decode, p.GetValue(count), options);
+                var result = ShapesEvaluation.Run(pipe, p.GetValue(count), options);
                 var table = new Table().AddColumn("measure").AddColumn("value");
                 table.AddRow("model", Markup.Escape(path));
                 table.AddRow("images", result.Images.ToString());
@@ -41,7 +39,7 @@ public static class CheckShapesCommand
                 if (result.TwoShapeAccuracy is { } two) table.AddRow("two-shape prompts right", $"{100 * two:F1} %");
                 if (result.Condition == "text") table.AddRow("one-shape prompts, kind and colour right", $"{100 * result.KindAndColourAccuracy:F1} %");
                 foreach (var (group, acc) in result.PerGroup) table.AddRow(Markup.Escape(group), $"{100 * acc:F0} %");
-                table.AddRow("sampling", $"DDIM {options.Steps} steps, guidance {options.GuidanceScale}, seed {options.Seed}, {result.Seconds:F1} s");
+                table.AddRow("sampling", $"{Samplers.Name(options.Sampler)} {options.Steps} steps, guidance {options.GuidanceScale}, seed {options.Seed}, {result.Seconds:F1} s");
                 AnsiConsole.Write(table);
                 if (p.GetValue(output) is { } outPath)
                     AtomicFile.WriteAllText(outPath, JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));

@@ -90,7 +90,7 @@ public static class ConvertCommand
     {
         if (r.Config != null || r.ScaleFactor != null)
             throw new LdmException("--config and --scale-factor are for autoencoders; a DiT checkpoint's config is read off its weights (use --num-heads if asked).");
-        var c = Transformers.DiTConversion.Convert(r.Input, r.Output, r.NumHeads, r.StorageDtype);
+        var c = Denoisers.DiTConversion.Convert(r.Input, r.Output, r.NumHeads, r.StorageDtype);
         return $"wrote {r.Output}: DiT (adaLN-Zero) depth {c.Depth}, width {c.HiddenSize}, heads {c.NumHeads}, patch {c.PatchSize}, input {c.InputSize}x{c.InputSize}x{c.InChannels}, {c.NumClasses} classes, learn sigma {c.LearnSigma}";
     }
 }

@@ -3,10 +3,10 @@ using System.Globalization;
 using LatentDiffusion.Data;
 using LatentDiffusion.Diagnostics;
 using LatentDiffusion.Evaluation;
+using LatentDiffusion.Denoisers;
 using LatentDiffusion.Diffusion;
 using LatentDiffusion.IO;
 using LatentDiffusion.Pipelines;
-using LatentDiffusion.Transformers;
 using Spectre.Console;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -28,7 +28,7 @@ public static class EvaluateCommand
         var numSamples = new Option<int>("--num-samples", "-n") { Description = "with --model: how many samples to generate", DefaultValueFactory = _ => 10000 };
         var classes = new Option<string?>("--classes", "-c") { Description = "with --model: class ids to sample, cycled (3, 0,5,7, 0-9 or all; default all)" };
         var autoencoder = new Option<string?>("--autoencoder", "-a") { Description = "with --model of a latent-space denoiser: the autoencoder checkpoint that decodes its latents" };
-        var dtype = new Option<string>("--dtype") { Description = "with --model: float32 or bf16 for the denoiser", DefaultValueFactory = _ => "float32" };
+        var dtype = new Option<string>("--dtype") { Description = "with --model: float32, bf16 or f16 for the denoiser", DefaultValueFactory = _ => "float32" };
         var reference = new Option<string>("--reference") { Description = "reference: a folder, an .npz of statistics (mu, sigma) or of samples (arr_0), or fashion-mnist:train|test / shapes:<seed>", Required = true };
         var features = new Option<string>("--features") { Description = "feature network: inception, or classifier:<path to a train-classifier checkpoint>", DefaultValueFactory = _ => "inception" };
         var inceptionWeights = new Option<string?>("--inception-weights") { Description = $"path of {FidInceptionV3.WeightsFileName} (default: ${FidInceptionV3.WeightsEnvVar})" };
@@ -41,9 +41,9 @@ public static class EvaluateCommand
         var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 0 };
         var exportNpz = new Option<string?>("--export-npz") { Description = "also write the samples as .npz (arr_0 uint8 NHWC, arr_1 labels): the ADM evaluation-suite format" };
         var saveStats = new Option<string?>("--save-reference-stats") { Description = "write the reference's feature statistics (pytorch-fid .npz: mu, sigma)" };
-        var sampler = new Option<string?>("--sampler") { Description = "with --model: ddim (default) or ddpm; else recorded in the report as the sampler that made the samples" };
-        var steps = new Option<int?>("--steps") { Description = "with --model: sampling steps (default 50); else recorded in the report" };
-        var guidance = new Option<double?>("--guidance", "-g") { Description = "with --model: classifier-free guidance scale (default 4, 1 = none); else recorded in the report" };
+        var sampler = new Option<string?>("--sampler") { Description = "with --model: ddim, ddpm or dpm++2m (default: the model's recommended); else recorded in the report as the sampler that made the samples" };
+        var steps = new Option<int?>("--steps") { Description = "with --model: sampling steps (default: the model's recommended); else recorded in the report" };
+        var guidance = new Option<double?>("--guidance", "-g") { Description = "with --model: classifier-free guidance scale (1 = none; default: the model's recommended); else recorded in the report" };
         var threads = new Option<int>("--threads") { Description = "CPU threads (0: all)", DefaultValueFactory = _ => 0 };
 
         var command = new Command("evaluate", "Measure generated images: FID, precision/recall, Inception Score, sample accuracy.")
@@ -59,20 +59,19 @@ public static class EvaluateCommand
                 string? modelPath = r.GetValue(model), samplesSpec = r.GetValue(samples);
                 if ((modelPath is null) == (samplesSpec is null))
                     throw new LdmException("give either --samples (images to evaluate) or --model (a denoiser checkpoint to sample from), not both or neither.");
-                CheckpointSampleSource? generated = null;
+                PipelineSampleSource? generated = null;
                 ISampleSource sampleSource;
                 if (modelPath is not null)
                 {
-                    generated = OpenModel(CliParsing.ExistingFile(modelPath, "--model"), r.GetValue(classes), r.GetValue(numSamples), new SamplingOptions
-                    {
-                        Sampler = Samplers.Parse(r.GetValue(sampler) ?? "ddim"),
-                        Steps = r.GetValue(steps) ?? 50,
-                        GuidanceScale = r.GetValue(guidance) ?? 4.0,
-                        Seed = r.GetValue(seed),
-                        BatchSize = r.GetValue(batch),
-                        ComputeDtype = CliParsing.Dtype(r.GetValue(dtype)),
-                    }, extractor, r.GetValue(autoencoder), disposables);
-                    disposables.Add(generated);
+                    generated = OpenModel(CliParsing.ExistingFile(modelPath, "--model"), r.GetValue(classes), r.GetValue(numSamples),
+                        CliParsing.Dtype(r.GetValue(dtype)), d => d with
+                        {
+                            Sampler = r.GetValue(sampler) is { } name ? Samplers.Parse(name) : d.Sampler,
+                            Steps = r.GetValue(steps) ?? d.Steps,
+                            GuidanceScale = r.GetValue(guidance) ?? d.GuidanceScale,
+                            Seed = r.GetValue(seed),
+                            BatchSize = r.GetValue(batch),
+                        }, extractor, r.GetValue(autoencoder), disposables);
                     sampleSource = generated;
                 }
                 else if (r.GetValue(autoencoder) is not null)
@@ -99,10 +98,10 @@ public static class EvaluateCommand
                         : result!.Report with
                         {
                             Model = modelPath,
-                            Sampler = generated.Options.Sampler.ToString().ToLowerInvariant(),
+                            Sampler = Samplers.Name(generated.Options.Sampler),
                             Steps = generated.Options.Steps,
                             Guidance = generated.Options.GuidanceScale,
-                            Dtype = CliParsing.DtypeName(generated.Options.ComputeDtype),
+                            Dtype = CliParsing.DtypeName(generated.Pipeline.Dtype),
                         };
                     string outPath = r.GetValue(output)!;
                     report.Save(outPath);
@@ -128,38 +127,35 @@ public static class EvaluateCommand
         return command;
     }
 
-    /// <summary>A denoiser checkpoint as a sample source (latent-space ones decoded by the autoencoder at <paramref name="autoencoderPath"/>); its classes must be the classifier's when sample
-    /// accuracy is measured with one.</summary>
-    static CheckpointSampleSource OpenModel(string path, string? classes, int count, SamplingOptions options, IFeatureExtractor extractor, string? autoencoderPath, List<IDisposable> disposables)
+    /// <summary>A denoiser checkpoint as a sample source (latent models decoded by their autoencoder: <paramref name="autoencoderPath"/>, else the one
+    /// beside the model); its classes must be the classifier's when sample accuracy is measured with one.</summary>
+    static PipelineSampleSource OpenModel(string path, string? classes, int count, torch.ScalarType dtype, Func<SamplingOptions, SamplingOptions> settings,
+        IFeatureExtractor extractor, string? autoencoderPath, List<IDisposable> disposables)
     {
-        var info = TransformerCheckpoint.PeekInfo(path);
-        autoencoderPath ??= info.AutoencoderBeside(path);
-        if (!info.IsPixelSpace && autoencoderPath is null)
-            throw new LdmException($"'{path}' is a latent-space denoiser; pass the autoencoder that decodes its latents with --autoencoder <ae.safetensors>.");
+        var info = DenoiserCheckpoint.PeekInfo(path);
+        if (!info.IsPixelSpace && autoencoderPath is null && info.AutoencoderBeside(path) is null)
+            throw new LdmException($"'{path}' is a latent-space denoiser and names no autoencoder beside it; pass the autoencoder that decodes its latents with --autoencoder <ae.safetensors>.");
+        if (autoencoderPath is not null) CliParsing.ExistingFile(autoencoderPath, "--autoencoder");
         if (extractor.ClassNames.Count > 0 && info.ClassNames.Count > 0 && !extractor.ClassNames.SequenceEqual(info.ClassNames))
             throw new LdmException($"the classifier's classes ({string.Join(", ", extractor.ClassNames.Take(4))}, ...) are not the model's ({string.Join(", ", info.ClassNames.Take(4))}, ...), so sample accuracy would compare different labels; use a classifier trained on the model's data set.");
-        if (info.IsPixelSpace && extractor.Channels != info.Transformer.InChannels && extractor is ClassifierFeatureExtractor)
-            Console.Error.WriteLine($"note: the model makes {info.Transformer.InChannels}-channel images, the classifier takes {extractor.Channels}; they are converted.");
-        var ids = CliParsing.ClassIds(classes, info.Transformer.NumClasses);
-        if (autoencoderPath is null) return CheckpointSampleSource.Load(path, ids, count, options);
-        // The source's batches call the decoder, so it lives (in disposables) as long as the source.
-        var decoder = LatentDecoder.Load(CliParsing.ExistingFile(autoencoderPath, "--autoencoder"), info, path, Math.Max(1, options.BatchSize));
-        disposables.Add(decoder);
-        if (extractor.Channels != decoder.Autoencoder.Config.OutCh && extractor is ClassifierFeatureExtractor)
-            Console.Error.WriteLine($"note: the autoencoder makes {decoder.Autoencoder.Config.OutCh}-channel images, the classifier takes {extractor.Channels}; they are converted.");
-        return CheckpointSampleSource.Load(path, ids, count, options, decoder.AsSampleDecoder());
+        var ids = CliParsing.ClassIds(classes, info.Backbone.NumClasses);
+        var pipeline = DiffusionPipeline.Load(path, dtype: dtype, autoencoderPath: autoencoderPath);
+        disposables.Add(pipeline);
+        if (extractor.Channels != pipeline.ImageChannels && extractor is ClassifierFeatureExtractor)
+            Console.Error.WriteLine($"note: the model makes {pipeline.ImageChannels}-channel images, the classifier takes {extractor.Channels}; they are converted.");
+        return new PipelineSampleSource(pipeline, count, settings(pipeline.DefaultOptions), ids);
     }
 
     /// <summary>Samples with a progress bar over all reverse steps, then measures.</summary>
-    static EvaluationResult EvaluateGenerated(IFeatureExtractor extractor, CheckpointSampleSource source, EvaluationReference reference, EvaluationOptions options)
+    static EvaluationResult EvaluateGenerated(IFeatureExtractor extractor, PipelineSampleSource source, EvaluationReference reference, EvaluationOptions options)
     {
         long count = Math.Min(source.Count!.Value, options.MaxSamples ?? long.MaxValue);
         int perBatch = source.Options.BatchSize, steps = source.Options.Steps;
         double total = (count + perBatch - 1) / perBatch * (double)steps;
-        string what = $"({source.Options.Sampler.ToString().ToLowerInvariant()}, {steps} steps, guidance {source.Options.GuidanceScale:G})";
+        string what = $"({Samplers.Name(source.Options.Sampler)}, {steps} steps, guidance {source.Options.GuidanceScale:G})";
         return ConsoleProgress.Run($"sampling {count} images", total, report =>
         {
-            source.OnStep = (done, step, stepsPerBatch) => report(done / perBatch * stepsPerBatch + step + 1, what);
+            source.OnProgress = p => report(p.ImagesDone / perBatch * p.StepsPerBatch + p.Step, what);
             return SampleEvaluator.Evaluate(extractor, source, reference, options,
                 (stage, n) => { if (stage == "reference") report(total, $"reference: {n} images through the feature network"); });
         });

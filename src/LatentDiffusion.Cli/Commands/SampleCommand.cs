@@ -1,14 +1,14 @@
 using System.CommandLine;
+using LatentDiffusion.Denoisers;
 using LatentDiffusion.Diffusion;
 using LatentDiffusion.IO;
 using LatentDiffusion.Pipelines;
-using LatentDiffusion.Transformers;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LatentDiffusion.Cli.Commands;
 
-/// <summary>`ldm sample`: class- or text-conditional samples from a Transformer checkpoint, as PNGs and a grid (pixel space) or latents.</summary>
+/// <summary>`ldm sample`: class- or text-conditional samples from a denoiser checkpoint, as PNGs and a grid (pixel space) or latents.</summary>
 public static class SampleCommand
 {
     public static Command Create()
@@ -18,13 +18,13 @@ public static class SampleCommand
         var prompt = new Option<string[]>("--prompt", "-p") { Description = "Text models: a caption to draw (repeat the option for several). Cycled to fill --num." };
         var promptsFile = new Option<string?>("--prompts-file") { Description = "Text models: a text file with one caption per line (blank lines skipped)." };
         var num = new Option<int?>("--num", "-n") { Description = "Number of images (default: 4 per listed class or prompt, at most 64)." };
-        var guidance = new Option<double>("--guidance", "-g") { Description = "Classifier-free guidance scale (1 = none).", DefaultValueFactory = _ => 4.0 };
-        var sampler = new Option<string>("--sampler") { Description = "ddim or ddpm.", DefaultValueFactory = _ => "ddim" };
-        var steps = new Option<int>("--steps") { Description = "Sampling steps.", DefaultValueFactory = _ => 50 };
+        var guidance = new Option<double?>("--guidance", "-g") { Description = "Classifier-free guidance scale (1 = none; default: the model's recommended, e.g. 1 for the shipped shapes class model)." };
+        var sampler = new Option<string?>("--sampler") { Description = "ddim, ddpm or dpm++2m (default: the model's recommended, usually ddim)." };
+        var steps = new Option<int?>("--steps") { Description = "Sampling steps (default: the model's recommended, usually 50)." };
         var eta = new Option<double>("--eta") { Description = "DDIM eta (0 = deterministic).", DefaultValueFactory = _ => 0.0 };
         var seed = new Option<long>("--seed") { Description = "Random seed (same seed, same images).", DefaultValueFactory = _ => 0 };
         var batch = new Option<int>("--batch-size") { Description = "Images per model batch.", DefaultValueFactory = _ => 32 };
-        var dtype = new Option<string>("--dtype") { Description = "float32 or bf16 (bf16 weights and activations).", DefaultValueFactory = _ => "float32" };
+        var dtype = new Option<string>("--dtype") { Description = "float32, bf16 or f16 (the denoiser's weights and activations).", DefaultValueFactory = _ => "float32" };
         var output = new Option<string>("--out", "-o") { Description = "Output folder.", DefaultValueFactory = _ => "samples" };
         var columns = new Option<int?>("--columns") { Description = "Grid columns (default: one row per listed class when they fit)." };
         var autoencoder = new Option<string?>("--autoencoder", "-a") { Description = "Latent-space models: the autoencoder checkpoint (ldm train-autoencoder / ldm convert --kind autoencoder) that decodes the latents into PNGs (default: the one the model names, when it lies beside the model file)." };
@@ -36,9 +36,10 @@ public static class SampleCommand
         command.SetAction(parse =>
         {
             string modelPath = CliParsing.ExistingFile(parse.GetValue(model)!, "--model");
-            var info = TransformerCheckpoint.PeekInfo(modelPath);
+            var info = DenoiserCheckpoint.PeekInfo(modelPath);
+            bool text = info.Condition == ConditionKind.Text;
             var prompts = ReadPrompts(parse.GetValue(prompt), parse.GetValue(promptsFile));
-            if (info.Transformer.IsTextConditional)
+            if (text)
             {
                 if (parse.GetValue(classes) != null)
                     throw new LdmException("this is a text-conditioned model; describe the images with --prompt \"...\" instead of --classes.");
@@ -47,58 +48,43 @@ public static class SampleCommand
             }
             else if (prompts.Count > 0)
                 throw new LdmException("this is a class-conditional model; choose classes with --classes instead of --prompt.");
-            var ids = info.Transformer.IsTextConditional ? Enumerable.Range(0, prompts.Count).ToList()
-                : CliParsing.ClassIds(parse.GetValue(classes), info.Transformer.NumClasses);
+            var ids = text ? Enumerable.Range(0, prompts.Count).ToList() : CliParsing.ClassIds(parse.GetValue(classes), info.Backbone.NumClasses);
             int count = parse.GetValue(num) ?? Math.Min(64, ids.Count * 4);
             if (count < 1) throw new LdmException($"--num must be at least 1, got {count}.");
             var labels = Enumerable.Range(0, count).Select(i => ids[i % ids.Count]).OrderBy(c => ids.IndexOf(c)).ToList();
-            var options = new SamplingOptions
+            // Settings not given come from the model's recommended sampling (stored in its checkpoint).
+            var recommended = SamplingOptions.From(info.SamplingOrDefault);
+            var options = recommended with
             {
-                Sampler = Samplers.Parse(parse.GetValue(sampler)!),
-                Steps = parse.GetValue(steps),
+                Sampler = parse.GetValue(sampler) is { } s ? Samplers.Parse(s) : recommended.Sampler,
+                Steps = parse.GetValue(steps) ?? recommended.Steps,
+                GuidanceScale = parse.GetValue(guidance) ?? recommended.GuidanceScale,
                 Eta = parse.GetValue(eta),
-                GuidanceScale = parse.GetValue(guidance),
                 Seed = parse.GetValue(seed),
                 BatchSize = parse.GetValue(batch),
-                ComputeDtype = CliParsing.Dtype(parse.GetValue(dtype)),
             };
             options.Validate();
-            // Every listed id, not only those --num happens to use: a typo in --classes is an error either way.
-            if (!info.Transformer.IsTextConditional)
-                ClassConditionalSampler.CheckClasses(info, ids);
-            // The autoencoder is loaded and checked against the denoiser before any sampling time is spent.
             string? aePath = parse.GetValue(autoencoder);
             if (aePath != null) CliParsing.ExistingFile(aePath, "--autoencoder");
-            // A latent model names its autoencoder; found beside the model file, it decodes without --autoencoder.
-            aePath ??= info.AutoencoderBeside(modelPath);
-            using var decoder = aePath != null ? LatentDecoder.Load(aePath, info, modelPath, Math.Max(1, options.BatchSize)) : null;
+            // A latent model without an autoencoder (given, or named beside the model) writes its latents.
+            bool decode = info.IsPixelSpace || aePath != null || info.AutoencoderBeside(modelPath) != null;
             string outDir = CliParsing.OutputFolder(parse.GetValue(output)!, "--out");
 
-            var (net, loadedInfo) = TransformerCheckpoint.Load(modelPath);
-            using (net)
+            using var pipe = DiffusionPipeline.Load(modelPath, dtype: CliParsing.Dtype(parse.GetValue(dtype)), autoencoderPath: aePath, decode: decode);
+            int totalSteps = (count + options.BatchSize - 1) / options.BatchSize * options.Steps;
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            // Labels index the prompt list for a text model.
+            using var samples = ConsoleProgress.Run($"sampling {count} images", totalSteps, report =>
             {
-                // Labels index the prompt list for a text model; every prompt is tokenized before sampling starts.
-                var imagePrompts = loadedInfo.Transformer.IsTextConditional ? labels.Select(i => prompts[i]).ToList() : null;
-                var textSampler = imagePrompts != null ? new TextConditionalSampler(net, loadedInfo) : null;
-                if (textSampler != null) textSampler.Tokenize(prompts).Dispose();
-                var classSampler = imagePrompts == null ? new ClassConditionalSampler(net, loadedInfo) : null;
-                int totalSteps = (count + options.BatchSize - 1) / options.BatchSize * options.Steps;
-                var clock = System.Diagnostics.Stopwatch.StartNew();
-                using var modelSamples = ConsoleProgress.Run($"sampling {count} images", totalSteps, report =>
-                {
-                    Action<int, int, int> onStep = (doneImages, step, stepsPerBatch) =>
-                        report(doneImages / options.BatchSize * stepsPerBatch + step + 1, $"({options.Sampler.ToString().ToLowerInvariant()}, {options.Steps} steps)");
-                    return textSampler != null ? textSampler.Sample(imagePrompts!, options, onStep) : classSampler!.Sample(labels, options, onStep);
-                });
-                using var samples = decoder != null ? decoder.Decode(modelSamples) : modelSamples.alias();
-                double seconds = clock.Elapsed.TotalSeconds;
-                bool images = info.IsPixelSpace || decoder != null;
-                int gridColumns = parse.GetValue(columns) ?? DefaultColumns(labels);
-                var written = imagePrompts != null ? WriteTextOutputs(samples, imagePrompts, images, outDir, gridColumns)
-                    : WriteOutputs(samples, labels, info, images, outDir, gridColumns);
-                string decoded = decoder != null ? ", decoded by the autoencoder" : "";
-                Console.WriteLine($"{count} samples in {seconds:F1} s ({count / seconds:F2} images/s{decoded}); wrote {written}");
-            }
+                Action<GenerationProgress> onProgress = p =>
+                    report(p.ImagesDone / options.BatchSize * p.StepsPerBatch + p.Step, $"({Samplers.Name(options.Sampler)}, {options.Steps} steps, guidance {options.GuidanceScale:G})");
+                return text ? pipe.Generate(labels.Select(i => prompts[i]).ToList(), options, onProgress) : pipe.Generate(labels, options, onProgress);
+            });
+            double seconds = clock.Elapsed.TotalSeconds;
+            int gridColumns = parse.GetValue(columns) ?? DefaultColumns(labels);
+            string written = WriteOutputs(samples, outDir, gridColumns);
+            string decoded = pipe.Autoencoder != null ? ", decoded by the autoencoder" : "";
+            Console.WriteLine($"{count} samples in {seconds:F1} s ({count / seconds:F2} images/s{decoded}; {Samplers.Name(options.Sampler)}, {options.Steps} steps, guidance {options.GuidanceScale:G}); wrote {written}");
             return 0;
         });
         return command;
@@ -111,26 +97,30 @@ public static class SampleCommand
         return distinct > 1 && perClass * distinct == labels.Count && perClass <= 16 ? perClass : (int)Math.Ceiling(Math.Sqrt(labels.Count));
     }
 
-    /// <summary>PNGs and a grid for images in [-1, 1]; a latents file for undecoded latent samples. Returns what was written.</summary>
-    internal static string WriteOutputs(Tensor samples, List<int> labels, DenoiserInfo info, bool images, string outDir, int columns)
+    /// <summary>PNGs and a grid for images in [-1, 1] (text models: prompts.txt too); a latents file for undecoded latent samples. Returns what was written.</summary>
+    internal static string WriteOutputs(GeneratedImages samples, string outDir, int columns)
     {
-        if (!images)
+        string? promptsPath = null;
+        if (samples.Prompts is { } prompts)
+        {
+            promptsPath = Path.Combine(outDir, "prompts.txt");
+            AtomicFile.WriteAllText(promptsPath, string.Join("\n", prompts) + "\n");
+        }
+        string also = promptsPath is null ? "" : $" and {promptsPath}";
+        if (samples.IsLatent)
         {
             string path = Path.Combine(outDir, "latents.safetensors");
-            using var labelTensor = torch.tensor(labels.Select(l => (long)l).ToArray());
-            SafetensorsWriter.Write(path, new Dictionary<string, Tensor> { ["latents"] = samples, ["labels"] = labelTensor },
-                new Dictionary<string, string> { ["ldm.space"] = "latent" });
-            return $"{path} (latents; for PNGs run ldm sample again with --autoencoder <the autoencoder the model was trained with>)";
+            var meta = new Dictionary<string, string> { ["ldm.space"] = "latent" };
+            var tensors = new Dictionary<string, Tensor> { ["latents"] = samples.Images };
+            using var labelTensor = samples.ClassIds is { } ids ? torch.tensor(ids.Select(l => (long)l).ToArray()) : null;
+            if (labelTensor is not null) tensors["labels"] = labelTensor;
+            if (samples.Prompts is { } p) meta["ldm.prompts"] = System.Text.Json.JsonSerializer.Serialize(p);
+            SafetensorsWriter.Write(path, tensors, meta);
+            return $"{path} (latents; for PNGs run ldm sample again with --autoencoder <the autoencoder the model was trained with>){also}";
         }
-        for (int i = 0; i < labels.Count; i++)
-        {
-            using var image = samples[i];
-            string name = info.ClassNames.Count > labels[i] ? Sanitize(info.ClassNames[labels[i]]) : $"class{labels[i]}";
-            ImageFile.Write(Path.Combine(outDir, $"{i:D5}_{labels[i]:D3}_{name}.png"), image);
-        }
-        string grid = Path.Combine(outDir, "grid.png");
-        ImageGrid.Save(grid, samples, columns);
-        return $"{labels.Count} PNGs and the grid {grid}";
+        samples.Save(outDir);
+        string grid = samples.SaveGrid(Path.Combine(outDir, "grid.png"), columns);
+        return $"{samples.Count} PNGs{(promptsPath is null ? " and" : ",")} the grid {grid}{also}";
     }
 
     /// <summary>The --prompt values and the lines of --prompts-file, in that order.</summary>
@@ -153,28 +143,4 @@ public static class SampleCommand
         return all;
     }
 
-    /// <summary>Text models: PNGs named by prompt, prompts.txt (one line per image) and a grid; a latents file for undecoded latent samples.</summary>
-    internal static string WriteTextOutputs(Tensor samples, List<string> prompts, bool images, string outDir, int columns)
-    {
-        string promptsPath = Path.Combine(outDir, "prompts.txt");
-        AtomicFile.WriteAllText(promptsPath, string.Join("\n", prompts) + "\n");
-        if (!images)
-        {
-            string path = Path.Combine(outDir, "latents.safetensors");
-            SafetensorsWriter.Write(path, new Dictionary<string, Tensor> { ["latents"] = samples },
-                new Dictionary<string, string> { ["ldm.space"] = "latent", ["ldm.prompts"] = System.Text.Json.JsonSerializer.Serialize(prompts) });
-            return $"{path} (latents; for PNGs run ldm sample again with --autoencoder <the autoencoder the model was trained with>) and {promptsPath}";
-        }
-        for (int i = 0; i < prompts.Count; i++)
-        {
-            using var image = samples[i];
-            string name = Sanitize(prompts[i]);
-            ImageFile.Write(Path.Combine(outDir, $"{i:D5}_{(name.Length > 60 ? name[..60] : name)}.png"), image);
-        }
-        string grid = Path.Combine(outDir, "grid.png");
-        ImageGrid.Save(grid, samples, columns);
-        return $"{prompts.Count} PNGs, {promptsPath} and the grid {grid}";
-    }
-
-    static string Sanitize(string name) => new(name.Select(ch => char.IsLetterOrDigit(ch) ? ch : '-').ToArray());
 }

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using LatentDiffusion.Autoencoders;
 using LatentDiffusion.Cli.Plots;
 using LatentDiffusion.Data;
+using LatentDiffusion.Denoisers;
 using LatentDiffusion.Diffusion;
 using LatentDiffusion.IO;
 using LatentDiffusion.Pipelines;
@@ -135,9 +136,14 @@ public static class TrainCommand
             ClassDropoutProb = textConfig is null ? cfg.ClassDropoutProb : 0.0,   // a text model has no label table
         }).Validate();
         var diffusion = DiffusionFor(m);
-        return new DenoiserInfo(cfg, JsonNode.Parse(System.Text.Json.JsonSerializer.Serialize(diffusion))!.AsObject(), dataset.Space,
+        return new DenoiserInfo(cfg, diffusion, dataset.IsLatent ? DataSpace.Latent : DataSpace.Pixel,
             textConfig is null ? dataset.ClassNames.ToList() : [])
-        { Tokenizer = tokenizer, Autoencoder = dataset.AutoencoderPath is { } ae ? Path.GetFileName(ae) : null };
+        {
+            Tokenizer = tokenizer,
+            Autoencoder = dataset.AutoencoderPath is { } ae ? Path.GetFileName(ae) : null,
+            // What the training grids use; `ldm export --guidance/--sampler/--steps` changes it once the model is measured.
+            Sampling = RecommendedSampling.For(cfg),
+        };
     }
 
     /// <summary>Runs (or resumes) training with a progress bar and sample grids in the run folder.</summary>
@@ -153,38 +159,36 @@ public static class TrainCommand
         using var trainer = new DiffusionTrainer(info, dataset.Data, options, runDir);
         // Latent models: sample grids are decoded by the autoencoder, which also goes into the run folder beside the
         // model, so model.safetensors samples to PNGs on its own (the checkpoint names it).
-        using var decoder = dataset.AutoencoderPath is { } aePath ? new LatentDecoder(AutoencoderKL.Load(aePath), 64) : null;
+        using var autoencoder = dataset.AutoencoderPath is { } aePath ? AutoencoderKL.Load(aePath) : null;
         if (dataset.AutoencoderPath is { } src && info.Autoencoder is { } name)
         {
             string beside = Path.Combine(runDir, name);
             if (Path.GetFullPath(beside) != Path.GetFullPath(src)) AtomicFile.Copy(src, beside);
         }
-        Tensor Decoded(Tensor samples) => decoder != null ? decoder.Decode(samples) : samples.alias();
         foreach (var p in trainer.Model.parameters()) parameters += p.numel();
         string conditioning = cfg.Text is { } t
             ? $"captions ({t.Tokenizer} tokenizer, {t.VocabSize} tokens, {t.MaxTokens} positions, caption dropout {t.DropoutProb})"
             : $"{dataset.NumClasses} classes";
-        string prediction = info.Diffusion["predict_v"]?.GetValue<bool>() == true ? "v" : info.Diffusion["predict_xstart"]?.GetValue<bool>() == true ? "x0" : "eps";
-        Console.WriteLine($"model: {cfg.Block} transformer{(cfg.LongSkips ? " with long skips" : "")}, hidden {cfg.HiddenSize}, depth {cfg.Depth}, heads {cfg.NumHeads}, patch {cfg.PatchSize} on {info.Space} {cfg.InputSize}x{cfg.InputSize}x{cfg.InChannels} ({parameters / 1e6:F2}M parameters), predicts {prediction}{(cfg.LearnSigma ? " and sigma" : "")}; data: {dataset.Count} {(dataset.IsLatent ? "latents" : "images")}, {conditioning} from {dataset.Source}");
+        string prediction = info.Diffusion.PredictV ? "v" : info.Diffusion.PredictXstart ? "x0" : "eps";
+        Console.WriteLine($"model: {cfg.Block} transformer{(cfg.LongSkips ? " with long skips" : "")}, hidden {cfg.HiddenSize}, depth {cfg.Depth}, heads {cfg.NumHeads}, patch {cfg.PatchSize} on {info.Space.ToString().ToLowerInvariant()} {cfg.InputSize}x{cfg.InputSize}x{cfg.InChannels} ({parameters / 1e6:F2}M parameters), predicts {prediction}{(cfg.LearnSigma ? " and sigma" : "")}; data: {dataset.Count} {(dataset.IsLatent ? "latents" : "images")}, {conditioning} from {dataset.Source}");
         if (trainer.Step > 0) Console.WriteLine($"resuming {runDir} at step {trainer.Step}");
         if (sampleGrids) trainer.OnSample = (step, ema) =>
         {
+            using var pipe = DiffusionPipeline.FromModels(ema, info, autoencoder);
+            var sampling = new SamplingOptions { Steps = 50, GuidanceScale = cfg.HasUnconditionalInput ? 4.0 : 1.0, Seed = options.Seed, BatchSize = 64 };
+            string grid = Path.Combine(runDir, $"samples_{step:D7}.png");
             if (cfg.IsTextConditional)
             {
                 // A grid of the first distinct training captions, gridPerClass images each (one row per caption).
                 var prompts = dataset.Captions.Where(c => !string.IsNullOrWhiteSpace(c)).Distinct().Take(Math.Max(1, 64 / gridPerClass))
                     .SelectMany(c => Enumerable.Repeat(c!, gridPerClass)).ToList();
-                using var textSamples = new TextConditionalSampler(ema, info).Sample(prompts,
-                    new SamplingOptions { Steps = 50, GuidanceScale = cfg.HasUnconditionalInput ? 4.0 : 1.0, Seed = options.Seed, BatchSize = 64 });
-                using var textImages = Decoded(textSamples);
-                ImageGrid.Save(Path.Combine(runDir, $"samples_{step:D7}.png"), textImages, gridPerClass);
+                using var textImages = pipe.Generate(prompts, sampling);
+                textImages.SaveGrid(grid, gridPerClass);
                 return;
             }
             var labels = Enumerable.Range(0, cfg.NumClasses).SelectMany(c => Enumerable.Repeat(c, gridPerClass)).Take(64).ToList();
-            var sampler = new ClassConditionalSampler(ema, info);
-            using var samples = sampler.Sample(labels, new SamplingOptions { Steps = 50, GuidanceScale = 4.0, Seed = options.Seed, BatchSize = 64 });
-            using var images = Decoded(samples);
-            ImageGrid.Save(Path.Combine(runDir, $"samples_{step:D7}.png"), images, gridPerClass);
+            using var images = pipe.Generate(labels, sampling);
+            images.SaveGrid(grid, gridPerClass);
         };
         ConsoleProgress.Run("training", options.Steps, report =>
         {

@@ -7,6 +7,7 @@ namespace LatentDiffusion.Diffusion;
 /// The arguments of DiT's <c>create_diffusion</c>: everything that defines a Gaussian diffusion process.
 /// Defaults are DiT's: 1000 linear-schedule steps, ε prediction, learned-range variance, MSE + VB loss.
 /// </summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 public sealed record DiffusionConfig
 {
     /// <summary>Steps T of the original (training) process.</summary>

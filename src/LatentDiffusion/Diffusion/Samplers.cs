@@ -20,13 +20,22 @@ public enum SamplerKind
 /// </summary>
 public static class Samplers
 {
-    /// <summary>The sampler named on a command line (<c>ddpm</c>, <c>ddim</c>, <c>dpm++2m</c>).</summary>
+    /// <summary>The sampler of a name (<c>ddpm</c>, <c>ddim</c>, <c>dpm++2m</c>; see <see cref="Name"/>).</summary>
     public static SamplerKind Parse(string name) => (name ?? "").Trim().ToLowerInvariant() switch
     {
         "ddpm" => SamplerKind.Ddpm,
         "ddim" => SamplerKind.Ddim,
-        "dpm++2m" or "dpmpp2m" or "dpm-solver++" or "dpmsolver++" => SamplerKind.DpmSolverPP2M,
-        _ => throw new LdmException($"unknown sampler '{name}'; use 'ddpm', 'ddim' or 'dpm++2m'."),
+        "dpm++2m" or "dpmpp2m" or "dpm-solver++" or "dpmsolver++" or "dpmsolverpp2m" => SamplerKind.DpmSolverPP2M,
+        _ => throw new LdmException($"unknown sampler '{name}'; use ddim, ddpm or dpm++2m."),
+    };
+
+    /// <summary>The one name of a sampler, as <see cref="Parse"/> reads it and reports print it.</summary>
+    public static string Name(SamplerKind kind) => kind switch
+    {
+        SamplerKind.Ddpm => "ddpm",
+        SamplerKind.Ddim => "ddim",
+        SamplerKind.DpmSolverPP2M => "dpm++2m",
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),
     };
 
     /// <summary>The training process respaced to <paramref name="steps"/> evenly spaced steps (DiT's sample.py).</summary>

@@ -1,7 +1,6 @@
 using LatentDiffusion.Data;
+using LatentDiffusion.Denoisers;
 using LatentDiffusion.Pipelines;
-using LatentDiffusion.Transformers;
-using static TorchSharp.torch;
 
 namespace LatentDiffusion.Evaluation;
 
@@ -23,19 +22,21 @@ public static class ShapesEvaluation
     /// <summary>Seed of the evaluation captions (the training captions come from the run's seed, 0 by default).</summary>
     public const int PromptSeed = 2024;
 
-    /// <param name="decode">Latent models: latents → images in [−1, 1]; null for pixel models.</param>
-    public static ShapesEvaluationResult Run(DiffusionTransformer model, DenoiserInfo info, Func<Tensor, Tensor>? decode, int count, SamplingOptions options)
+    /// <param name="count">Class models: samples per class; text models: one-shape and two-shape prompts each.</param>
+    public static ShapesEvaluationResult Run(DiffusionPipeline pipeline, int count, SamplingOptions options)
     {
-        if (count < 1) throw new LdmException($"the number of samples per class or prompt kind must be at least 1, got {count}.");
+        if (count < 1) throw new LdmOptionException(nameof(ShapesEvaluation), nameof(count), count, "be at least 1");
+        if (!pipeline.ReturnsImages)
+            throw new LdmException("the shapes checker reads images, and this latent model was loaded without its autoencoder; load it with its autoencoder.");
+        var info = pipeline.Info;
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        if (!info.Transformer.IsTextConditional)
+        if (info.Condition == ConditionKind.Class)
         {
             if (!info.ClassNames.SequenceEqual(ShapesDataset.ClassNames))
                 throw new LdmException("this class model was not trained on the shapes data (its class names differ); the shapes checker reads only shapes images.");
             var labels = Enumerable.Range(0, ShapesDataset.NumClasses).SelectMany(c => Enumerable.Repeat(c, count)).ToList();
-            using var raw = new ClassConditionalSampler(model, info).Sample(labels, options);
-            using var images = decode?.Invoke(raw) ?? raw.alias();
-            var report = ShapesChecker.Check(images, labels.Select(ShapesChecker.ForClass).ToList(), checkLayout: false);
+            using var generated = pipeline.Generate(labels, options);
+            var report = ShapesChecker.Check(generated.Images, labels.Select(ShapesChecker.ForClass).ToList(), checkLayout: false);
             var perClass = Enumerable.Range(0, ShapesDataset.NumClasses).ToDictionary(
                 c => ShapesDataset.ClassNames[c], c => (double)Enumerable.Range(0, labels.Count).Count(i => labels[i] == c && report.PerImage[i]) / count);
             return new ShapesEvaluationResult("class", labels.Count, report.Accuracy, report.KindAndColourAccuracy, null, perClass, clock.Elapsed.TotalSeconds);
@@ -46,8 +47,8 @@ public static class ShapesEvaluation
         if (one.Count < count || two.Count < count) throw new InvalidOperationException("too few generated captions");
         var asked = one.Concat(two).ToList();
         var prompts = asked.Select(ShapesDataset.Caption).ToList();
-        using var rawText = new TextConditionalSampler(model, info).Sample(prompts, options);
-        using var textImages = decode?.Invoke(rawText) ?? rawText.alias();
+        using var generatedText = pipeline.Generate(prompts, options);
+        var textImages = generatedText.Images;
         var r = ShapesChecker.Check(textImages, asked, checkLayout: true);
         double oneAcc = (double)Enumerable.Range(0, count).Count(i => r.PerImage[i]) / count;
         double twoAcc = (double)Enumerable.Range(count, count).Count(i => r.PerImage[i]) / count;

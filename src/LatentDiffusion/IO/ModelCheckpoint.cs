@@ -49,10 +49,14 @@ public sealed class ModelCheckpoint
     }
 
     /// <summary>Reads the metadata and every tensor. <paramref name="expectedKind"/> (if given) must match ldm.model.</summary>
-    public static ModelCheckpoint Load(string path, string? expectedKind = null)
+    public static ModelCheckpoint Load(string path, string? expectedKind = null) =>
+        Load(path, expectedKind is null ? null : [expectedKind]);
+
+    /// <summary>Reads the metadata and every tensor. ldm.model must be one of <paramref name="expectedKinds"/> (if given).</summary>
+    public static ModelCheckpoint Load(string path, IEnumerable<string>? expectedKinds)
     {
         using var file = SafetensorsFile.Open(path);
-        var header = ReadHeader(file, expectedKind);
+        var header = ReadHeader(file, expectedKinds);
         return new ModelCheckpoint
         {
             ModelKind = header.kind,
@@ -64,22 +68,42 @@ public sealed class ModelCheckpoint
     }
 
     /// <summary>Reads only the model kind and config (cheap: no tensor data is read).</summary>
-    public static (string kind, JsonObject config) Peek(string path, string? expectedKind = null)
+    public static (string kind, JsonObject config) Peek(string path, string? expectedKind = null) =>
+        Peek(path, expectedKind is null ? null : [expectedKind]);
+
+    /// <summary>Reads only the model kind and config; ldm.model must be one of <paramref name="expectedKinds"/> (if given).</summary>
+    public static (string kind, JsonObject config) Peek(string path, IEnumerable<string>? expectedKinds)
     {
         using var file = SafetensorsFile.Open(path);
-        return ReadHeader(file, expectedKind);
+        return ReadHeader(file, expectedKinds);
     }
 
-    static (string kind, JsonObject config) ReadHeader(SafetensorsFile file, string? expectedKind)
+    /// <summary>The newest file format this build reads (the N of <c>ldm-checkpoint/N</c>).</summary>
+    public const int FormatVersion = 1;
+
+    static (string kind, JsonObject config) ReadHeader(SafetensorsFile file, IEnumerable<string>? expectedKinds)
     {
         if (!file.Metadata.TryGetValue(ModelKey, out var kind) || !file.Metadata.TryGetValue(ConfigKey, out var configJson))
             throw new LdmException($"'{file.Path}' is a safetensors file without an ldm model config; convert official weights first with `ldm convert`.");
-        if (expectedKind != null && kind != expectedKind)
-            throw new LdmException($"'{file.Path}' holds a '{kind}' model, not a '{expectedKind}' model; pass the right checkpoint for this option.");
+        CheckFormat(file.Path, file.Metadata.GetValueOrDefault(FormatKey));
+        if (expectedKinds?.ToList() is { } kinds && !kinds.Contains(kind))
+            throw new LdmException($"'{file.Path}' holds a '{kind}' model, not a {string.Join(" or ", kinds.Select(k => $"'{k}'"))} model; pass the right checkpoint for this option.");
         JsonObject config;
         try { config = JsonNode.Parse(configJson) as JsonObject ?? throw new JsonException("not an object"); }
         catch (JsonException e) { throw new LdmException($"'{file.Path}' has an unreadable model config ({e.Message}); re-create the checkpoint."); }
         return (kind, config);
+    }
+
+    /// <summary>Refuses a file of a newer format than this build reads (no format entry: an early file, format 1).</summary>
+    static void CheckFormat(string path, string? format)
+    {
+        if (format is null) return;
+        const string prefix = "ldm-checkpoint/";
+        if (!format.StartsWith(prefix, StringComparison.Ordinal)
+            || !int.TryParse(format[prefix.Length..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int version))
+            throw new LdmException($"'{path}' names an unknown file format '{format}' (this build reads {Format}); it was not written by LatentDiffusion.");
+        if (version > FormatVersion)
+            throw new LdmException($"'{path}' is in file format {version}, newer than this build reads ({FormatVersion}); update LatentDiffusion to load it.");
     }
 
     public static readonly JsonSerializerOptions JsonOptions = new()

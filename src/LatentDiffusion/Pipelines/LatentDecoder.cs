@@ -1,5 +1,5 @@
 using LatentDiffusion.Autoencoders;
-using LatentDiffusion.Transformers;
+using LatentDiffusion.Denoisers;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -10,14 +10,18 @@ namespace LatentDiffusion.Pipelines;
 /// (the denoiser was trained on latents multiplied by the autoencoder's latent scale). Decodes in batches without
 /// gradients, so memory stays bounded however many samples come in.
 /// </summary>
-public sealed class LatentDecoder : IDisposable
+internal sealed class LatentDecoder : IDisposable
 {
     public AutoencoderKL Autoencoder { get; }
     /// <summary>Latents per decoder batch.</summary>
     public int BatchSize { get; }
 
-    public LatentDecoder(AutoencoderKL autoencoder, int batchSize = 16)
+    readonly bool _ownsAutoencoder;
+
+    /// <param name="ownsAutoencoder">Dispose the autoencoder with this decoder.</param>
+    public LatentDecoder(AutoencoderKL autoencoder, int batchSize = 16, bool ownsAutoencoder = true)
     {
+        _ownsAutoencoder = ownsAutoencoder;
         if (batchSize < 1) throw new LdmException($"decode batch size must be positive, got {batchSize}.");
         Autoencoder = autoencoder;
         BatchSize = batchSize;
@@ -49,7 +53,7 @@ public sealed class LatentDecoder : IDisposable
     {
         if (autoencoderPath is null && denoiser.IsPixelSpace) return null;
         string path = autoencoderPath ?? denoiser.AutoencoderBeside(denoiserPath)
-            ?? throw new LdmException($"'{denoiserPath}' is a latent model and names no autoencoder beside it; pass --autoencoder, or keep the model and its autoencoder in one folder.");
+            ?? throw new LdmException($"'{denoiserPath}' is a latent model and names no autoencoder beside it; give the autoencoder's path, or keep the model and its autoencoder in one folder.");
         return Load(path, denoiser, denoiserPath, batchSize);
     }
 
@@ -57,8 +61,8 @@ public sealed class LatentDecoder : IDisposable
     public static void CheckCompatible(AutoencoderConfig autoencoder, DenoiserInfo denoiser, string autoencoderPath, string denoiserPath)
     {
         if (denoiser.IsPixelSpace)
-            throw new LdmException($"'{denoiserPath}' is a pixel-space denoiser, its samples are images already; drop --autoencoder.");
-        var t = denoiser.Transformer;
+            throw new LdmException($"'{denoiserPath}' is a pixel-space denoiser, its samples are images already; load it without an autoencoder.");
+        var t = denoiser.Backbone;
         int c = autoencoder.EmbedDim, s = autoencoder.LatentResolution;
         if (c != t.InChannels || s != t.InputSize)
             throw new LdmException($"the autoencoder '{autoencoderPath}' makes latents of {c}x{s}x{s} (channels x height x width) but the denoiser '{denoiserPath}' works on {t.InChannels}x{t.InputSize}x{t.InputSize}; pass the autoencoder the denoiser was trained with.");
@@ -83,8 +87,8 @@ public sealed class LatentDecoder : IDisposable
         finally { foreach (var p in parts) p.Dispose(); }
     }
 
-    /// <summary>This decoder as the <see cref="SampleDecoder"/> hook of <see cref="CheckpointSampleSource"/>.</summary>
-    public SampleDecoder AsSampleDecoder() => Decode;
-
-    public void Dispose() => Autoencoder.Dispose();
+    public void Dispose()
+    {
+        if (_ownsAutoencoder) Autoencoder.Dispose();
+    }
 }

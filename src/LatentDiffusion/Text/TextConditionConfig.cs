@@ -5,6 +5,7 @@ namespace LatentDiffusion.Text;
 /// <summary>
 /// The text part of a text-conditioned Transformer's config (<c>"text": {...}</c> in its JSON; class models have none).
 /// </summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 public sealed record TextConditionConfig
 {
     /// <summary><c>word</c> (vocabulary of the training captions, stored in the checkpoint) or <c>gpt2</c> (BPE).</summary>

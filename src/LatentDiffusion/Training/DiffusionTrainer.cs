@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using LatentDiffusion.Denoisers;
 using LatentDiffusion.Diffusion;
 using LatentDiffusion.IO;
 using LatentDiffusion.Text;
@@ -54,11 +55,8 @@ public sealed class DiffusionTrainer : IDisposable
         options.Validate();
         if (data.Count < 1) throw new LdmException("the training data is empty; point --data at a data set with images.");
         Info = info; Options = options; RunDir = runDir; _data = data;
-        var diffusionConfig = JsonSerializer.Deserialize<DiffusionConfig>(info.Diffusion.ToJsonString())!;
-        diffusionConfig.Validate();
-        if (diffusionConfig.LearnSigma != info.Transformer.LearnSigma)
-            throw new LdmException("the model's learn_sigma and the diffusion's learn_sigma differ; use the same setting for both.");
-        _diffusion = new GaussianDiffusion(diffusionConfig);
+        info.Check("the training setup");
+        _diffusion = new GaussianDiffusion(info.Diffusion);
         _timesteps = new TimestepSampler(_diffusion);
         _order = new DataOrder(data.Count, options.Seed);
         _prefetcher = new BatchPrefetcher(LoadBatch);
@@ -70,7 +68,6 @@ public sealed class DiffusionTrainer : IDisposable
         _optimizer = AdamW.For(_model, options.LearningRate, options.WeightDecay);
         if (info.Transformer.IsTextConditional)
         {
-            info.CheckTokenizer("the training setup");
             if (data.AllCaptions is null)
                 throw new LdmException("a text model needs captions, but the training data has none; use --data shapes-text or a folder with a metadata.jsonl holding \"text\" captions.");
         }
@@ -232,11 +229,11 @@ public sealed class DiffusionTrainer : IDisposable
             ["ldm.train.step"] = Step.ToString(CultureInfo.InvariantCulture),
             ["ldm.train.model"] = Info.Transformer.ToJson(),
             ["ldm.train.options"] = JsonSerializer.Serialize(Options),
-            [ModelCheckpoint.ConfigKey] = TransformerCheckpoint.ToJson(Info).ToJsonString(),
+            [ModelCheckpoint.ConfigKey] = DenoiserCheckpoint.ToJson(Info).ToJsonString(),
         };
-        foreach (var (k, v) in TransformerCheckpoint.WithVocabulary(Info, null)) meta[k] = v;
+        foreach (var (k, v) in DenoiserCheckpoint.Metadata(Info)) meta[k] = v;
         SafetensorsWriter.Write(Path.Combine(RunDir, CheckpointFile), tensors, meta);
-        TransformerCheckpoint.Save(Path.Combine(RunDir, ModelFile), _ema, Info,
+        DenoiserCheckpoint.Save(Path.Combine(RunDir, ModelFile), _ema, Info,
             extra: new Dictionary<string, string> { ["ldm.train.step"] = Step.ToString(CultureInfo.InvariantCulture) });
     }
 

@@ -1,3 +1,4 @@
+using LatentDiffusion.Diffusion;
 using LatentDiffusion.Layers;
 using LatentDiffusion.Text;
 using TorchSharp;
@@ -15,7 +16,7 @@ namespace LatentDiffusion.Transformers;
 /// A text model (config <c>text</c> set) has a <see cref="TextEncoder"/> (<c>text_embedder</c>) instead of the label
 /// table and runs through <see cref="ForwardText"/>.
 /// </summary>
-public sealed class DiffusionTransformer : nn.Module<Tensor, Tensor, Tensor, Tensor>
+public sealed class DiffusionTransformer : DenoiserNetwork
 {
     private readonly Parameter pos_embed;
     /// <summary>In-context only: learned position embeddings of the extra tokens [time token, condition token(s)].</summary>
@@ -32,15 +33,10 @@ public sealed class DiffusionTransformer : nn.Module<Tensor, Tensor, Tensor, Ten
     private readonly nn.Module final_layer;
 
     public TransformerConfig Config { get; }
+    public override IBackboneConfig Backbone => Config;
 
     /// <summary>Number of condition tokens the in-context sequence holds for a class label.</summary>
     public const int ClassConditionTokens = 1;
-
-    /// <summary>
-    /// Generator for the label-dropout draws in training mode (classifier-free guidance). Null: torch's default
-    /// generator, as the official code; set it for a run that resumes bit-exactly.
-    /// </summary>
-    public Generator? LabelDropoutGenerator { get; set; }
 
     /// <summary>
     /// Debugging hook: called with (name, activation) for the official intermediates x_embedder (before pos_embed),
@@ -98,7 +94,7 @@ public sealed class DiffusionTransformer : nn.Module<Tensor, Tensor, Tensor, Ten
     Tensor ExtraPosEmbed => get_parameter("extra_pos_embed")!;
 
     /// <summary>The dtype of the weights (float32, or bfloat16 after <c>.to(ScalarType.BFloat16)</c>).</summary>
-    public ScalarType ParameterDtype => x_embedder.Proj.weight!.dtype;
+    public override ScalarType ParameterDtype => x_embedder.Proj.weight!.dtype;
 
     /// <summary>The id of the null (unconditional) class used for classifier-free guidance.</summary>
     public int NullClass => Config.NullClass;
@@ -121,7 +117,7 @@ public sealed class DiffusionTransformer : nn.Module<Tensor, Tensor, Tensor, Ten
     /// caption (the unconditional input): it becomes the learned null token. Padded positions are masked in
     /// attention and pooling, so their ids never change the output. Returns float32 (N, out_channels, H, W).
     /// </summary>
-    public Tensor ForwardText(Tensor x, Tensor t, Tensor ids, Tensor? mask)
+    public override Tensor ForwardText(Tensor x, Tensor t, Tensor ids, Tensor? mask)
     {
         if (text_embedder is null)
             throw new LdmException("this is a class-conditional model, it takes class labels, not captions; pass class ids (forward, or --classes on the command line).");

@@ -47,31 +47,3 @@ public static class OfficialDiT
         return null;
     }
 }
-
-/// <summary>Turns an official DiT checkpoint (.pt state dict, or safetensors with the same keys) into our denoiser file.</summary>
-public static class DiTConversion
-{
-    /// <returns>The config that was inferred and written.</returns>
-    public static TransformerConfig Convert(string input, string output, int? numHeads = null, ScalarType? storageDtype = null)
-    {
-        var sd = IO.CheckpointImport.LoadAny(input);
-        try
-        {
-            var config = OfficialDiT.InferConfig(sd, input, numHeads);
-            using var model = new DiffusionTransformer(config);
-            IO.StateDict.Load(model, sd, input);
-            // DiT trains and samples with create_diffusion's defaults: 1000 linear steps, learned sigma, ε prediction.
-            var diffusion = new Diffusion.DiffusionConfig { LearnSigma = config.LearnSigma };
-            var info = new DenoiserInfo(config,
-                System.Text.Json.Nodes.JsonNode.Parse(System.Text.Json.JsonSerializer.Serialize(diffusion))!.AsObject(),
-                config.InChannels == 4 ? "latent" : "pixel", []);
-            TransformerCheckpoint.Save(output, model, info, storageDtype,
-                new Dictionary<string, string> { ["ldm.converted_from"] = Path.GetFileName(input) });
-            return config;
-        }
-        finally
-        {
-            foreach (var t in sd.Values) t.Dispose();
-        }
-    }
-}

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using LatentDiffusion.Diffusion;
 using LatentDiffusion.Text;
 
 namespace LatentDiffusion.Transformers;
@@ -8,8 +9,13 @@ namespace LatentDiffusion.Transformers;
 /// Architecture of a <see cref="DiffusionTransformer"/>. JSON names are snake_case (as the official DiT arguments),
 /// so the record round-trips through checkpoint metadata.
 /// </summary>
-public sealed record TransformerConfig
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed record TransformerConfig : IBackboneConfig
 {
+    /// <summary>The backbone's name in checkpoints.</summary>
+    public const string BackboneKind = "transformer";
+    [JsonIgnore] public string Kind => BackboneKind;
+
     /// <summary>Latent (or image) side length in pixels; inputs are input_size × input_size.</summary>
     [JsonPropertyName("input_size")] public int InputSize { get; init; } = 32;
     [JsonPropertyName("patch_size")] public int PatchSize { get; init; } = 2;
@@ -48,6 +54,9 @@ public sealed record TransformerConfig
     [JsonIgnore] public int ConditionTokens => Text?.MaxTokens ?? 1;
     /// <summary>Whether the model has an unconditional input for guidance (null class or empty caption).</summary>
     [JsonIgnore] public bool HasUnconditionalInput => Text is { } text ? text.DropoutProb > 0 : ClassDropoutProb > 0;
+
+    void IBackboneConfig.Check() => Validate();
+    DenoiserNetwork IBackboneConfig.Build(long seed) => new DiffusionTransformer(this, seed);
 
     /// <summary>Throws <see cref="LdmException"/> with the problem and the fix if no model can be built from this config.</summary>
     public TransformerConfig Validate()
@@ -133,7 +142,7 @@ public sealed record TransformerConfig
     {
         TransformerConfig? config;
         try { config = JsonSerializer.Deserialize<TransformerConfig>(json, JsonOptions); }
-        catch (JsonException e) { throw new LdmException($"transformer config is not valid JSON for this model: {e.Message}; fix the config text.", e); }
+        catch (JsonException e) { throw new LdmException($"transformer config is not valid for this model: {e.Message} (written by a newer version, or edited by hand?); fix the config text.", e); }
         return (config ?? throw new LdmException("transformer config is empty (null); write a JSON object with the model's sizes.")).Validate();
     }
 }
