@@ -1,3 +1,5 @@
+using LatentDiffusion.Denoisers;
+using LatentDiffusion.Diffusion;
 using LatentDiffusion.IO;
 using LatentDiffusion.Transformers;
 using TorchSharp;
@@ -24,12 +26,13 @@ public class DiTConversionTests
         Assert.Equal(BlockType.AdaLnZero, config.Block);
         Assert.Equal((8, 2, 4, 64, 2, 10, true), (config.InputSize, config.PatchSize, config.InChannels, config.HiddenSize, config.Depth, config.NumClasses, config.LearnSigma));
 
-        var (model, info) = TransformerCheckpoint.Load(output);
+        var (model, info) = DenoiserCheckpoint.Load(output);
         using (model)
         using (var data = SafetensorsFile.Open(Path.Combine(FixtureDir, "data.safetensors")))
         using (torch.no_grad())
         {
-            Assert.Equal("latent", info.Space);
+            Assert.Equal(DataSpace.Latent, info.Space);
+            Assert.Equal(new RecommendedSampling { Sampler = SamplerKind.Ddpm, Steps = 250, GuidanceScale = 4.0 }, info.Sampling);
             var outp = model.forward(data.Read("forward.x"), data.Read("forward.t"), data.Read("forward.y"));
             double err = (outp - data.Read("forward.out")).abs().max().item<float>();
             Assert.True(err < 4e-5, $"converted model differs from the official output by {err}");

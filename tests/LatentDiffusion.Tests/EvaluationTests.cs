@@ -1,4 +1,6 @@
 using System.IO.Compression;
+using LatentDiffusion.Denoisers;
+using LatentDiffusion.Diffusion;
 using LatentDiffusion.Evaluation;
 using LatentDiffusion.IO;
 using LatentDiffusion.Pipelines;
@@ -289,7 +291,7 @@ public sealed class EvaluationTests
         torch.random.manual_seed(3);
         using var model = new DiffusionTransformer(config);
         string path = Path.Combine(dir, $"tiny-{space}.safetensors");
-        TransformerCheckpoint.Save(path, model, new DenoiserInfo(config, new System.Text.Json.Nodes.JsonObject(), space, ["circle", "square", "triangle"]));
+        DenoiserCheckpoint.Save(path, model, new DenoiserInfo(config, new DiffusionConfig(), space == "pixel" ? DataSpace.Pixel : DataSpace.Latent, ["circle", "square", "triangle"]));
         return path;
     }
 
@@ -299,18 +301,18 @@ public sealed class EvaluationTests
         string dir = RepoPaths.NewTempDir("ckpt-eval");
         string ckpt = TinyDenoiserCheckpoint(dir);
         var options = new SamplingOptions { Steps = 3, GuidanceScale = 2.0, Seed = 5, BatchSize = 4 };
-        using var source = CheckpointSampleSource.Load(ckpt, [0, 1, 2], count: 7, options);
+        using var pipe = DiffusionPipeline.Load(ckpt);
+        var source = new PipelineSampleSource(pipe, 7, options, [0, 1, 2]);
         Assert.Equal([0, 1, 2, 0, 1, 2, 0], source.Labels);
         int stepCalls = 0;
-        source.OnStep = (_, _, _) => stepCalls++;
+        source.OnProgress = _ => stepCalls++;
 
         // Pieces of 3 out of model batches of 4: 3, 1, 3; values equal the sampler's all-at-once output.
         var batches = source.Batches(3).ToList();
         Assert.Equal(new long[] { 3, 1, 3 }, batches.Select(b => b.Images.shape[0]));
         Assert.Equal(2 * 3, stepCalls);
-        var (model, info) = TransformerCheckpoint.Load(ckpt);
-        using (model)
-        using (var direct = SampleBatch.FromSigned(new ClassConditionalSampler(model, info).Sample(source.Labels, options)))
+        using (var generated = pipe.Generate(source.Labels!, options))
+        using (var direct = SampleBatch.FromSigned(generated.Images))
         {
             Assert.True(Same(torch.cat(batches.Select(b => b.Images).ToList(), 0), direct.Images));
             Assert.Equal(new long[] { 0, 1, 2, 0, 1, 2, 0 }, torch.cat(batches.Select(b => b.Labels!).ToList(), 0).data<long>().ToArray());
@@ -339,19 +341,28 @@ public sealed class EvaluationTests
     {
         string dir = RepoPaths.NewTempDir("ckpt-latent");
         string latent = TinyDenoiserCheckpoint(dir, "latent");
-        var e = Assert.Throws<LdmException>(() => CheckpointSampleSource.Load(latent, null, 4, new SamplingOptions()));
+        var e = Assert.Throws<LdmException>(() => DiffusionPipeline.Load(latent));
         Assert.Contains("autoencoder", e.Message);
-        // With a decoder (here a stand-in for the autoencoder) latent samples are evaluated like images.
-        using (var decoded = CheckpointSampleSource.Load(latent, null, 2, new SamplingOptions { Steps = 2, BatchSize = 2 }, x => x.tanh()))
-            Assert.Equal(2, decoded.Batches(8).Sum(b => { using (b) return b.Images.shape[0]; }));
+        // Loaded without its autoencoder, a latent model returns latents, which are no images to evaluate.
+        using (var latents = DiffusionPipeline.Load(latent, decode: false))
+        {
+            Assert.False(latents.ReturnsImages);
+            Assert.Throws<LdmException>(() => new PipelineSampleSource(latents, 2, new SamplingOptions { Steps = 2 }));
+            using var raw = latents.Generate([0, 1], new SamplingOptions { Steps = 2 });
+            Assert.True(raw.IsLatent);
+            Assert.Throws<LdmException>(() => raw.Save(dir));
+        }
 
-        var (model, info) = TransformerCheckpoint.Load(TinyDenoiserCheckpoint(dir));
+        var (model, info) = DenoiserCheckpoint.Load(TinyDenoiserCheckpoint(dir));
         using (model)
         {
-            var noDropout = info with { Transformer = info.Transformer with { ClassDropoutProb = 0 } };
-            var g = Assert.Throws<LdmException>(() => new CheckpointSampleSource(model, noDropout, [0], 2, new SamplingOptions { GuidanceScale = 3 }, "m"));
-            Assert.Contains("--guidance 1", g.Message);
-            Assert.Throws<LdmException>(() => new CheckpointSampleSource(model, info, [5], 2, new SamplingOptions(), "m"));
+            var noDropout = info with { Backbone = info.Transformer with { ClassDropoutProb = 0 } };
+            using var unguidable = DiffusionPipeline.FromModels(model, noDropout);
+            var g = Assert.Throws<LdmOptionException>(() => new PipelineSampleSource(unguidable, 2, new SamplingOptions { GuidanceScale = 3 }, [0]).Batches(2).ToList());
+            Assert.Equal(("SamplingOptions", "GuidanceScale"), (g.Owner, g.Property));
+            Assert.Contains("--guidance must be 1 for this model, got 3", g.MessageFor("--guidance"));
+            using var guidable = DiffusionPipeline.FromModels(model, info);
+            Assert.Throws<LdmException>(() => new PipelineSampleSource(guidable, 2, new SamplingOptions(), [5]));
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using LatentDiffusion.Denoisers;
 using LatentDiffusion.Cli;
 using LatentDiffusion.IO;
 using LatentDiffusion.Training;
@@ -45,12 +46,12 @@ public class RecipeTests
         Assert.True(File.Exists(Path.Combine(run, "latents", "index.json")));
         Assert.True(File.Exists(Path.Combine(run, "loss.png")));
         string model = Path.Combine(run, DiffusionTrainer.ModelFile);
-        var info = TransformerCheckpoint.PeekInfo(model);
-        Assert.Equal("latent", info.Space);
+        var info = DenoiserCheckpoint.PeekInfo(model);
+        Assert.Equal(DataSpace.Latent, info.Space);
         Assert.Equal("autoencoder.safetensors", info.Autoencoder);
         Assert.True(File.Exists(Path.Combine(run, "autoencoder.safetensors")), "the autoencoder is copied beside the model");
         Assert.Equal((4, 8, 2), (info.Transformer.InChannels, info.Transformer.InputSize, info.Transformer.PatchSize));
-        Assert.True(info.Diffusion["predict_v"]!.GetValue<bool>());
+        Assert.True(info.Diffusion.PredictV);
         // The command line overrides the recipe: 3 steps, not 2.
         Assert.Equal(3, File.ReadLines(Path.Combine(run, DiffusionTrainer.MetricsFile)).Count(l => l.Contains("\"step\"")));
 
@@ -64,7 +65,7 @@ public class RecipeTests
         string shipped = Path.Combine(dir, "models", "tiny.safetensors");
         var export = CliTestHost.Run("export", "--model", model, "--out", shipped, "--dtype", "bf16");
         Assert.True(export.ExitCode == 0, export.ToString());
-        Assert.Equal("tiny-autoencoder.safetensors", TransformerCheckpoint.PeekInfo(shipped).Autoencoder);
+        Assert.Equal("tiny-autoencoder.safetensors", DenoiserCheckpoint.PeekInfo(shipped).Autoencoder);
         Assert.True(File.Exists(Path.Combine(dir, "models", "tiny-autoencoder.safetensors")));
         Assert.True(new FileInfo(shipped).Length < new FileInfo(model).Length * 0.6);
         var fromShipped = CliTestHost.Run("sample", "--model", shipped, "--classes", "1", "--num", "1", "--steps", "2", "--out", Path.Combine(dir, "s2"));

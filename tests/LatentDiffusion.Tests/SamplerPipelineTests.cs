@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using LatentDiffusion.Denoisers;
 using LatentDiffusion.Diffusion;
 using LatentDiffusion.Pipelines;
 using LatentDiffusion.Text;
@@ -18,7 +19,7 @@ public class SamplerPipelineTests
         foreach (var p in model.parameters()) p.add_(torch.randn(p.shape, generator: g) * 0.1);
     }
 
-    static readonly JsonObject Diffusion = JsonNode.Parse(System.Text.Json.JsonSerializer.Serialize(new DiffusionConfig { LearnSigma = true }))!.AsObject();
+    static readonly DiffusionConfig Diffusion = new() { LearnSigma = true };
 
     /// <summary>Seeded generator → start noise of each batch → the sampler with a guided doubled batch.</summary>
     static Tensor ByHand(Func<int, int, Denoiser> bind, int count, SamplingOptions o, bool clip)
@@ -44,10 +45,12 @@ public class SamplerPipelineTests
         using var model = new DiffusionTransformer(cfg, seed: 1);
         Perturb(model, 2);
         model.eval();
-        var info = new DenoiserInfo(cfg, Diffusion, "latent", []);
+        var info = new DenoiserInfo(cfg, Diffusion, DataSpace.Latent, []);
         var o = new SamplingOptions { Steps = 3, Seed = 5, BatchSize = 2, GuidanceScale = 2.5, Sampler = SamplerKind.Ddpm };
         int[] labels = [0, 2, 1];
-        var actual = new ClassConditionalSampler(model, info).Sample(labels, o);
+        using var pipe = DiffusionPipeline.FromModels(model, info);
+        using var generated = pipe.Generate(labels, o);
+        var actual = generated.Images;
         using var _ = torch.no_grad();
         var expected = ByHand((start, n) =>
         {
@@ -71,9 +74,11 @@ public class SamplerPipelineTests
         using var model = new DiffusionTransformer(cfg, seed: 1);
         Perturb(model, 3);
         model.eval();
-        var info = new DenoiserInfo(cfg, Diffusion, "latent", []) { Tokenizer = vocab };
+        var info = new DenoiserInfo(cfg, Diffusion, DataSpace.Latent, []) { Tokenizer = vocab };
         var o = new SamplingOptions { Steps = 3, Seed = 6, BatchSize = 2, GuidanceScale = 3.0 };
-        var actual = new TextConditionalSampler(model, info).Sample(prompts, o);
+        using var pipe = DiffusionPipeline.FromModels(model, info);
+        using var generated = pipe.Generate(prompts, o);
+        var actual = generated.Images;
         using var _ = torch.no_grad();
         var expected = ByHand((start, n) =>
         {
@@ -84,7 +89,8 @@ public class SamplerPipelineTests
         }, prompts.Length, o, clip: false);
         Assert.True(actual.equal(expected).all().item<bool>());
         // Guidance changes the result (the empty caption is a different input from the prompt).
-        var unguided = new TextConditionalSampler(model, info).Sample(prompts, o with { GuidanceScale = 1.0 });
+        using var unguidedImages = pipe.Generate(prompts, o with { GuidanceScale = 1.0 });
+        var unguided = unguidedImages.Images;
         Assert.False(actual.allclose(unguided, rtol: 1e-4, atol: 1e-4));
     }
 }

@@ -1,3 +1,4 @@
+using LatentDiffusion.Denoisers;
 using LatentDiffusion.Diffusion;
 using LatentDiffusion.IO;
 using LatentDiffusion.Pipelines;
@@ -26,11 +27,13 @@ public sealed class SamplingTests(ITestOutputHelper output) : IDisposable
 
     static readonly int[] Labels = [0, 3, 7, 11, 5, 5];
 
-    static Tensor Sample(SamplingOptions options, TransformerConfig? cfg = null)
+    static Tensor Sample(SamplingOptions options, TransformerConfig? cfg = null, ScalarType? dtype = null)
     {
         cfg ??= TinyModels.Config();
         using var model = TinyModels.RandomModel(cfg);
-        return new ClassConditionalSampler(model, TinyModels.Info(cfg)).Sample(Labels, options);
+        using var pipe = DiffusionPipeline.FromModels(model, TinyModels.Info(cfg), dtype: dtype);
+        using var images = pipe.Generate(Labels, options);
+        return images.Images.alias();
     }
 
     static bool BitEqual(Tensor a, Tensor b) => a.dtype == b.dtype && a.shape.SequenceEqual(b.shape) && a.equal(b).all().item<bool>();
@@ -74,9 +77,9 @@ public sealed class SamplingTests(ITestOutputHelper output) : IDisposable
         // Whole sampling runs: the error of each step is carried (and at high noise amplified by the x0 prediction).
         var options = new SamplingOptions { Steps = 10, GuidanceScale = 1.0, Seed = 5, BatchSize = 6 };
         using var f32 = Sample(options);
-        using var b16 = Sample(options with { ComputeDtype = ScalarType.BFloat16 });
+        using var b16 = Sample(options, dtype: ScalarType.BFloat16);
         using var f32g = Sample(options with { GuidanceScale = 3.0 });
-        using var b16g = Sample(options with { GuidanceScale = 3.0, ComputeDtype = ScalarType.BFloat16 });
+        using var b16g = Sample(options with { GuidanceScale = 3.0 }, dtype: ScalarType.BFloat16);
         Assert.Equal(ScalarType.Float32, b16.dtype);
         double maxDiff = (f32 - b16).abs().max().item<float>(), meanDiff = (f32 - b16).abs().mean().item<float>();
         double maxDiffG = (f32g - b16g).abs().max().item<float>(), meanDiffG = (f32g - b16g).abs().mean().item<float>();
@@ -92,15 +95,15 @@ public sealed class SamplingTests(ITestOutputHelper output) : IDisposable
     {
         var cfg = TinyModels.Config();
         using var model = TinyModels.RandomModel(cfg);
-        var sampler = new ClassConditionalSampler(model, TinyModels.Info(cfg));
+        using var pipe = DiffusionPipeline.FromModels(model, TinyModels.Info(cfg));
         using var scope = torch.NewDisposeScope();
         long before = DisposeScopeManager.Statistics.ThreadTotalLiveCount, early = 0, late = 0;
         const int steps = 200;
-        using var samples = sampler.Sample(Labels, new SamplingOptions { Sampler = SamplerKind.Ddpm, Steps = steps, GuidanceScale = 2.0, Seed = 1, BatchSize = 3 },
-            (done, step, _) =>
+        using var samples = pipe.Generate(Labels, new SamplingOptions { Sampler = SamplerKind.Ddpm, Steps = steps, GuidanceScale = 2.0, Seed = 1, BatchSize = 3 },
+            p =>
             {
-                if (done == 3 && step == 10) early = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
-                if (done == 3 && step == steps - 10) late = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+                if (p.ImagesDone == 3 && p.Step == 10) early = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+                if (p.ImagesDone == 3 && p.Step == steps - 10) late = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
             });
         output.WriteLine($"live tensors: before {before}, step 10 of batch 2: {early}, step {steps - 10}: {late}");
         Assert.True(early > 0 && late > 0, "the step callback did not run");

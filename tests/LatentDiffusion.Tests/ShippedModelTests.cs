@@ -1,3 +1,4 @@
+using LatentDiffusion.Denoisers;
 using LatentDiffusion.Evaluation;
 using LatentDiffusion.Pipelines;
 using LatentDiffusion.Transformers;
@@ -16,13 +17,11 @@ public class ShippedModelTests
 {
     static string Model(string name) => Path.Combine(RepoPaths.Root, "models", name);
 
-    static (DiffusionTransformer net, DenoiserInfo info, LatentDecoder decoder) Open(string name)
+    static DiffusionPipeline Open(string name)
     {
         string path = Model(name);
         Assert.True(File.Exists(path), $"{path} is missing; models/README.md says how it is made");
-        var decoder = LatentDecoder.ForDenoiser(path, TransformerCheckpoint.PeekInfo(path), batchSize: 64)!;
-        var (net, loaded) = TransformerCheckpoint.Load(path);
-        return (net, loaded, decoder);
+        return DiffusionPipeline.Load(path);
     }
 
     [Fact]
@@ -37,11 +36,11 @@ public class ShippedModelTests
     public void ShapesClassModelDrawsTheAskedKindAndColour()
     {
         using var _ = new SingleTorchThread();
-        var (net, info, decoder) = Open("shapes-class.safetensors");
-        using (net) using (decoder)
+        using var pipe = Open("shapes-class.safetensors");
         {
-            // Guidance 1 (none): the class model draws best without it (docs/results.md: 98.3 % at 1, 93.8 % at 4).
-            var r = ShapesEvaluation.Run(net, info, decoder.Decode, 8, new SamplingOptions { Steps = 50, GuidanceScale = 1.0, Seed = 0, BatchSize = 96 });
+            // Its stored recommendation is guidance 1 (none): it draws best without (docs/results.md: 98.3 % at 1, 93.8 % at 4).
+            Assert.Equal(1.0, pipe.DefaultOptions.GuidanceScale);
+            var r = ShapesEvaluation.Run(pipe, 8, pipe.DefaultOptions with { Seed = 0, BatchSize = 96 });
             Assert.True(r.Accuracy >= 0.95, $"kind and colour right in {r.Accuracy:P1} of {r.Images} samples: {string.Join(", ", r.PerGroup.Select(kv => $"{kv.Key} {kv.Value:P0}"))}");
         }
     }
@@ -50,10 +49,9 @@ public class ShippedModelTests
     public void ShapesTextModelDrawsOneShapePromptsRight()
     {
         using var _ = new SingleTorchThread();
-        var (net, info, decoder) = Open("shapes-text.safetensors");
-        using (net) using (decoder)
+        using var pipe = Open("shapes-text.safetensors");
         {
-            var r = ShapesEvaluation.Run(net, info, decoder.Decode, 40, new SamplingOptions { Steps = 50, GuidanceScale = 4.0, Seed = 0, BatchSize = 80 });
+            var r = ShapesEvaluation.Run(pipe, 40, new SamplingOptions { Steps = 50, GuidanceScale = 4.0, Seed = 0, BatchSize = 80 });
             Assert.True(r.Accuracy >= 0.80, $"one-shape prompts right in {r.Accuracy:P1} (kind and colour {r.KindAndColourAccuracy:P1}); two-shape {r.TwoShapeAccuracy:P1}");
         }
     }
@@ -62,17 +60,15 @@ public class ShippedModelTests
     public void FashionMnistModelSamplesAreRecognisedByTheDomainClassifier()
     {
         using var _ = new SingleTorchThread();
-        var (net, info, decoder) = Open("fashion-mnist.safetensors");
+        using var pipe = Open("fashion-mnist.safetensors");
         using var classifier = DomainClassifier.Load(Model("fashion-mnist-classifier.safetensors"));
         classifier.eval();
-        using (net) using (decoder)
         {
             var labels = Enumerable.Range(0, 10).SelectMany(c => Enumerable.Repeat(c, 10)).ToList();
-            using var latents = new ClassConditionalSampler(net, info).Sample(labels, new SamplingOptions { Steps = 50, GuidanceScale = 4.0, Seed = 0, BatchSize = 100 });
-            using var images = decoder.Decode(latents);
+            using var images = pipe.Generate(labels, new SamplingOptions { Steps = 50, GuidanceScale = 4.0, Seed = 0, BatchSize = 100 });
             using var noGrad = torch.no_grad();
             // As the evaluator sees them: 8-bit images, as if saved to PNG.
-            using var bytes = ((images.clamp(-1, 1) + 1) * 127.5).round().to(ScalarType.Byte);
+            using var bytes = images.ToBytes();
             using var logits = classifier.forward(bytes);
             using var predicted = logits.argmax(1);
             using var expected = torch.tensor(labels.Select(l => (long)l).ToArray());

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using LatentDiffusion.Denoisers;
 using LatentDiffusion.Cli;
 using LatentDiffusion.Cli.Commands;
 using LatentDiffusion.Data;
@@ -195,7 +196,7 @@ public class TextTests
     {
         using var data = ShapesDataset.Generate(32, seed: 5, text: true);
         var info = TinyShapesTextInfo(data);
-        Assert.Equal("text", info.Condition);
+        Assert.Equal(ConditionKind.Text, info.Condition);
         var options = new DiffusionTrainingOptions { Steps = 3, BatchSize = 8, LearningRate = 1e-3, EmaDecay = 0.5, Seed = 9, CheckpointEvery = 3 };
         var dirs = new[] { RepoPaths.NewTempDir("text-train-a"), RepoPaths.NewTempDir("text-train-b") };
         var weights = new List<Dictionary<string, Tensor>>();
@@ -208,22 +209,21 @@ public class TextTests
         foreach (var (k, v) in weights[0]) Assert.True(v.equal(weights[1][k]).all().item<bool>(), $"{k} differs between identical runs");
 
         string modelPath = Path.Combine(dirs[0], DiffusionTrainer.ModelFile);
-        var peek = TransformerCheckpoint.PeekInfo(modelPath);
+        var peek = DenoiserCheckpoint.PeekInfo(modelPath);
         var vocab = Assert.IsType<WordVocabulary>(peek.Tokenizer);
         Assert.Equal(((WordVocabulary)info.Tokenizer!).Tokens, vocab.Tokens);
-        var (model, loaded) = TransformerCheckpoint.Load(modelPath);
-        using (model)
+        using (var pipe = DiffusionPipeline.Load(modelPath))
         {
-            var sampler = new TextConditionalSampler(model, loaded);
             var options2 = new SamplingOptions { Steps = 3, Seed = 4, GuidanceScale = 3.0 };
             string[] prompts = ["a large red circle at the top left", "a small blue square at the center"];
-            using var s1 = sampler.Sample(prompts, options2);
-            using var s2 = sampler.Sample(prompts, options2);
-            Assert.Equal(new long[] { 2, 3, 32, 32 }, s1.shape);
-            Assert.True(s1.equal(s2).all().item<bool>(), "same seed, same samples");
-            var e = Assert.Throws<LdmException>(() => sampler.Sample(["a purple circle"], options2));
+            using var s1 = pipe.Generate(prompts, options2);
+            using var s2 = pipe.Generate(prompts, options2);
+            Assert.Equal(new long[] { 2, 3, 32, 32 }, s1.Images.shape);
+            Assert.Equal(prompts, s1.Prompts);
+            Assert.True(s1.Images.equal(s2.Images).all().item<bool>(), "same seed, same samples");
+            var e = Assert.Throws<LdmException>(() => pipe.Generate(["a purple circle"], options2));
             Assert.Contains("'purple'", e.Message);
-            Assert.Throws<LdmException>(() => new ClassConditionalSampler(model, loaded));
+            Assert.Throws<LdmException>(() => pipe.Generate([0, 1], options2));
         }
     }
 
@@ -270,7 +270,7 @@ public class TextTests
         string run = RepoPaths.NewTempDir("text-folder-run");
         using (var trainer = new DiffusionTrainer(info, new PixelTrainingData(data), new DiffusionTrainingOptions { Steps = 1, BatchSize = 3, Seed = 1 }, run))
             trainer.Run();
-        var loaded = TransformerCheckpoint.PeekInfo(Path.Combine(run, DiffusionTrainer.ModelFile));
+        var loaded = DenoiserCheckpoint.PeekInfo(Path.Combine(run, DiffusionTrainer.ModelFile));
         Assert.Same(Gpt2Tokenizer.Instance, loaded.Tokenizer);
         var tooShort = Assert.Throws<LdmException>(() => TrainCommand.BuildInfo(
             new TrainCommand.ModelChoice("S/4", BlockType.InContext, false, 32, 1, 2, 8, true), data, new TrainCommand.TextChoice("word", MaxTokens: 2)));
@@ -292,7 +292,7 @@ public class TextTests
             "--preset", "S/4", "--hidden-size", "32", "--depth", "1", "--num-heads", "2", "--patch-size", "8", "--no-learn-sigma", "--out", run);
         Assert.True(code == 0, err);
         string model = Path.Combine(run, DiffusionTrainer.ModelFile);
-        Assert.Equal("text", TransformerCheckpoint.PeekInfo(model).Condition);
+        Assert.Equal(ConditionKind.Text, DenoiserCheckpoint.PeekInfo(model).Condition);
         Assert.True(File.Exists(Path.Combine(run, "samples_0000002.png")));
 
         (code, err) = RunCli("sample", "--model", model, "--prompt", "a large red circle at the top left",

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using LatentDiffusion.Denoisers;
 using LatentDiffusion.Diffusion;
 using LatentDiffusion.Transformers;
 using TorchSharp;
@@ -18,7 +19,7 @@ public static class TinyModels
     }.Validate();
 
     public static DenoiserInfo Info(TransformerConfig cfg, string space = "pixel") => new(cfg,
-        JsonNode.Parse(JsonSerializer.Serialize(new DiffusionConfig { LearnSigma = cfg.LearnSigma }))!.AsObject(), space,
+        new DiffusionConfig { LearnSigma = cfg.LearnSigma }, space == "pixel" ? DataSpace.Pixel : DataSpace.Latent,
         cfg.NumClasses == 12 ? ShapesNames() : []);
 
     static List<string> ShapesNames() => Data.ShapesDataset.ClassNames.ToList();
@@ -42,7 +43,7 @@ public static class TinyModels
         var cfg = Config(size, channels);
         using var model = RandomModel(cfg);
         string path = Path.Combine(dir, name);
-        TransformerCheckpoint.Save(path, model, Info(cfg, space));
+        DenoiserCheckpoint.Save(path, model, Info(cfg, space));
         return path;
     }
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using LatentDiffusion.Denoisers;
 using LatentDiffusion.Data;
 using LatentDiffusion.IO;
 using LatentDiffusion.Training;
@@ -226,7 +227,7 @@ public sealed class TrainerTests(ITestOutputHelper output) : IDisposable
         var files = Directory.EnumerateFileSystemEntries(run).Select(Path.GetFileName).Order().ToArray();
         Assert.Equal(new[] { DiffusionTrainer.CheckpointFile, DiffusionTrainer.MetricsFile, DiffusionTrainer.ModelFile }.Order(), files);
         // model.safetensors alone rebuilds the EMA model for sampling.
-        var (model, info) = TransformerCheckpoint.Load(Path.Combine(run, DiffusionTrainer.ModelFile));
+        var (model, info) = DenoiserCheckpoint.Load(Path.Combine(run, DiffusionTrainer.ModelFile));
         using (model) Assert.Equal(Info().Transformer, info.Transformer);
 
         // A checkpoint that cannot be written (its name is taken by a folder) fails without leaving a temp file,

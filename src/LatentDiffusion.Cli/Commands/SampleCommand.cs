@@ -66,11 +66,13 @@ public static class SampleCommand
             options.Validate();
             string? aePath = parse.GetValue(autoencoder);
             if (aePath != null) CliParsing.ExistingFile(aePath, "--autoencoder");
+            if (aePath != null && info.IsPixelSpace)
+                throw new LdmException($"'{modelPath}' is a pixel-space denoiser, its samples are images already; drop --autoencoder.");
             // A latent model without an autoencoder (given, or named beside the model) writes its latents.
             bool decode = info.IsPixelSpace || aePath != null || info.AutoencoderBeside(modelPath) != null;
-            string outDir = CliParsing.OutputFolder(parse.GetValue(output)!, "--out");
-
+            // Loaded (and the autoencoder checked against the model) before anything is written.
             using var pipe = DiffusionPipeline.Load(modelPath, dtype: CliParsing.Dtype(parse.GetValue(dtype)), autoencoderPath: aePath, decode: decode);
+            string outDir = CliParsing.OutputFolder(parse.GetValue(output)!, "--out");
             int totalSteps = (count + options.BatchSize - 1) / options.BatchSize * options.Steps;
             var clock = System.Diagnostics.Stopwatch.StartNew();
             // Labels index the prompt list for a text model.

@@ -232,8 +232,9 @@ public sealed class DiffusionPipeline : IDisposable
                         if (ReferenceEquals(result, samples)) result = samples.alias();
                         images = result.MoveToOuterDisposeScope();
                     }
-                    yield return (images, start);
-                    start += (int)images.shape[0];
+                    int n = (int)images.shape[0];
+                    yield return (images, start);   // the caller may dispose it at once
+                    start += n;
                 }
             }
         }
