@@ -1,5 +1,4 @@
 using System.Collections;
-using System.Text.Json.Nodes;
 using LatentDiffusion.Autoencoders;
 using LatentDiffusion.Evaluation;
 using LatentDiffusion.IO;
