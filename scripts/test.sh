@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole test suite (unit, parity against ../shared/fixtures or $LDM_FIXTURES, CLI). Installs what is missing first.
+# Runs the whole test suite (unit, CLI, and parity against tests/fixtures plus $LDM_FIXTURES or ../shared/fixtures).
+# Installs what is missing first.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$here/scripts/setup.sh"
@@ -12,7 +13,7 @@ dotnet test LatentDiffusion.slnx -c Release --no-build -nologo --logger "console
 status=${PIPESTATUS[0]}
 set -e
 if [ -f artifacts/fixtures-report.txt ]; then
-  grep -E '^(FAIL|SKIP)' artifacts/fixtures-report.txt || true
+  grep -E '^(FROM|FAIL|SKIP)' artifacts/fixtures-report.txt || true
   tail -n 1 artifacts/fixtures-report.txt
 fi
 # One closing line in the plain form: "N passed, N failed, N skipped".

@@ -1,6 +1,6 @@
 namespace LatentDiffusion.Tests;
 
-/// <summary>Where the repository, the golden fixtures and scratch folders are, seen from the test assembly.</summary>
+/// <summary>Where the repository and scratch folders are, seen from the test assembly (the golden fixtures: <see cref="Fixtures.FixtureCatalog"/>).</summary>
 public static class RepoPaths
 {
     public static string Root { get; } = FindRoot();
@@ -11,12 +11,6 @@ public static class RepoPaths
         while (dir != null && !File.Exists(Path.Combine(dir.FullName, "LatentDiffusion.slnx"))) dir = dir.Parent;
         return dir?.FullName ?? throw new InvalidOperationException("cannot find the repository root (LatentDiffusion.slnx) above " + AppContext.BaseDirectory);
     }
-
-    /// <summary>LDM_FIXTURES if set, else ../shared/fixtures beside the checkout.</summary>
-    public static string Fixtures =>
-        Environment.GetEnvironmentVariable("LDM_FIXTURES") is { Length: > 0 } env
-            ? Path.GetFullPath(env)
-            : Path.GetFullPath(Path.Combine(Root, "..", "shared", "fixtures"));
 
     /// <summary>A fresh empty folder under the system temp directory, for one test.</summary>
     public static string NewTempDir(string tag)

@@ -31,7 +31,7 @@ public sealed class DitFixtureRunner : FixtureKindRunner
     }
 
     /// <summary>The official DiT constructor arguments, with the official defaults for any that are absent.</summary>
-    static TransformerConfig ConfigFrom(JsonObject c)
+    internal static TransformerConfig ConfigFrom(JsonObject c)
     {
         int Int(string k, int dflt) => c[k]?.GetValue<int>() ?? dflt;
         double Dbl(string k, double dflt) => c[k]?.GetValue<double>() ?? dflt;

@@ -9,15 +9,17 @@ namespace LatentDiffusion.Tests.Fixtures;
 public sealed class Fixture : IDisposable
 {
     public string Dir { get; }
-    public string Name => Path.GetFileName(Dir);
+    /// <summary>The folder's name in reports (see <see cref="FixtureRoot.NameOf"/>).</summary>
+    public string Name { get; }
     public JsonObject Manifest { get; }
     public string Kind => (string)Manifest["kind"]!;
     public SafetensorsFile Data { get; }
     public IReadOnlyList<FixtureCase> Cases { get; }
 
-    public Fixture(string dir)
+    public Fixture(string dir, string? name = null)
     {
         Dir = dir;
+        Name = name ?? Path.GetFileName(dir);
         Manifest = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "manifest.json")))!.AsObject();
         Data = SafetensorsFile.Open(Path.Combine(dir, (string?)Manifest["data"] ?? "data.safetensors"));
         Cases = Manifest["cases"]!.AsArray().Select(c => new FixtureCase(this, c!.AsObject())).ToList();
@@ -25,6 +27,11 @@ public sealed class Fixture : IDisposable
 
     /// <summary>model.config of the manifest.</summary>
     public JsonObject ModelConfig => Manifest["model"]!["config"]!.AsObject();
+
+    /// <summary>The first case of an op that has every named input, or null: tests find the call they need by what
+    /// it is, not by a case name of one fixture set.</summary>
+    public FixtureCase? CaseWithOp(string op, params string[] inputs) =>
+        Cases.FirstOrDefault(c => c.Op == op && inputs.All(c.Inputs.ContainsKey));
 
     /// <summary>Path of the model's weights file.</summary>
     public string WeightsPath => Path.Combine(Dir, (string?)Manifest["model"]?["weights"] ?? "weights.safetensors");

@@ -1,3 +1,4 @@
+using System.Reflection;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -25,6 +26,13 @@ public abstract class FixtureKindRunner : IDisposable
     /// <summary>Runs one case and returns its outputs by output name (as in the case's `outputs`),
     /// plus any debug outputs under their `debug_outputs` names prefixed with "debug:".</summary>
     public abstract Dictionary<string, Tensor> Run(FixtureCase c);
+
+    /// <summary>Every runner of this assembly by the kind of its <see cref="FixtureKindAttribute"/>.</summary>
+    public static IReadOnlyDictionary<string, Type> ByKind { get; } = typeof(FixtureKindRunner).Assembly.GetTypes()
+        .Where(t => !t.IsAbstract && typeof(FixtureKindRunner).IsAssignableFrom(t))
+        .Select(t => (t, a: t.GetCustomAttribute<FixtureKindAttribute>()))
+        .Where(p => p.a != null)
+        .ToDictionary(p => p.a!.Kind, p => p.t);
 
     public virtual void Dispose() { }
 }

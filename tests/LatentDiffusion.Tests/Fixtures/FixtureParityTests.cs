@@ -7,38 +7,62 @@ using static TorchSharp.torch;
 namespace LatentDiffusion.Tests.Fixtures;
 
 /// <summary>
-/// Runs every golden fixture found under LDM_FIXTURES (default ../shared/fixtures) through the runner of its
-/// `kind`, driven only by the manifests: a new folder of a known kind is tested with no code change.
-/// Unknown kinds and ops are reported as skipped, never as passed.
+/// Runs every golden fixture of <see cref="FixtureCatalog"/> (the repository's tests/fixtures, plus LDM_FIXTURES or
+/// ../shared/fixtures, each distinct folder once) through the runner of its `kind`, driven only by the manifests:
+/// a new folder of a known kind is tested with no code change. Pending and unknown kinds and unsupported ops are
+/// reported as skipped (one line per kind), never as passed; a known kind without a runner is a failure.
 /// </summary>
 public sealed class FixtureParityTests(ITestOutputHelper output)
 {
-    static readonly Dictionary<string, Type> Runners = typeof(FixtureParityTests).Assembly.GetTypes()
-        .Where(t => !t.IsAbstract && typeof(FixtureKindRunner).IsAssignableFrom(t))
-        .Select(t => (t, a: t.GetCustomAttribute<FixtureKindAttribute>()))
-        .Where(p => p.a != null)
-        .ToDictionary(p => p.a!.Kind, p => p.t);
-
     [Fact]
     public void EveryFixtureMatchesTheOfficialOutputs()
     {
-        string root = RepoPaths.Fixtures;
-        var folders = Fixture.FindAll(root).ToList();
-        Assert.True(folders.Count > 0, $"no fixture folders (manifest.json) under '{root}'; set LDM_FIXTURES to the fixtures folder.");
-
+        var catalog = FixtureCatalog.Discover();
         var report = new StringBuilder();
-        int ran = 0, passed = 0, skipped = 0;
         var failures = new List<string>();
-        torch.set_num_threads(Math.Max(1, Environment.ProcessorCount));
-        foreach (var dir in folders)
+        int ran = 0, passed = 0, skipped = 0;
+        // (kind, why) → the fixture or case names skipped for that reason, in order.
+        var skips = new SortedDictionary<(string Kind, string Why), List<string>>();
+        void Skip(string kind, string why, string name, int count)
         {
-            using var fixture = new Fixture(dir!);
-            if (!Runners.TryGetValue(fixture.Kind, out var runnerType))
-            {
-                skipped += fixture.Cases.Count;
-                report.AppendLine($"SKIP {fixture.Name}: unknown kind '{fixture.Kind}' ({fixture.Cases.Count} cases)");
-                continue;
-            }
+            skipped += count;
+            if (!skips.TryGetValue((kind, why), out var names)) skips[(kind, why)] = names = [];
+            names.Add(name);
+        }
+        void Fail(string line)
+        {
+            failures.Add(line);
+            report.AppendLine("FAIL " + line);
+        }
+
+        foreach (var root in catalog.Roots)
+        {
+            int found = catalog.Folders.Count(f => f.Root == root);
+            int same = catalog.Duplicates.Count(d => d.Dropped.Root == root);
+            report.AppendLine($"FROM {root.Label} ({root.Path}): {found + same} folders" + (same > 0 ? $", {same} identical to one above (run once)" : ""));
+            if (found + same == 0)
+                Fail($"{root.Label}: no fixture folder (manifest.json) under '{root.Path}'" +
+                     (root.IsRepository ? "" : $"; set {FixtureRoot.EnvironmentVariable} to a fixtures folder or unset it"));
+        }
+
+        foreach (var kind in FixtureKinds.Known.Where(k => !FixtureKindRunner.ByKind.ContainsKey(k)))
+            Fail($"kind '{kind}': known (FixtureKinds.Known) but no runner is marked [FixtureKind(\"{kind}\")]");
+        foreach (var kind in FixtureKindRunner.ByKind.Keys.Where(k => !FixtureKinds.Known.Contains(k)))
+            Fail($"kind '{kind}': {FixtureKindRunner.ByKind[kind].Name} runs it but FixtureKinds.Known does not list it" +
+                 (FixtureKinds.Pending.ContainsKey(kind) ? " (move it from FixtureKinds.Pending to Known)" : ""));
+        foreach (var kind in FixtureKinds.Known.Where(k => !catalog.OfKind(k).Any()))
+        {
+            if (FixtureKinds.KeptOutsideTheRepository.TryGetValue(kind, out var why)) Skip(kind, why, "no fixture folder found", 1);
+            else Fail($"kind '{kind}': no fixture folder of this kind in {FixtureRoot.Repository.Label}");
+        }
+
+        torch.set_num_threads(Math.Max(1, Environment.ProcessorCount));
+        foreach (var found in catalog.Folders)
+        {
+            if (FixtureKinds.Pending.TryGetValue(found.Kind, out var pending)) { Skip(found.Kind, pending, found.Name, found.CaseCount); continue; }
+            if (!FixtureKinds.Known.Contains(found.Kind)) { Skip(found.Kind, "unknown kind: not in FixtureKinds", found.Name, found.CaseCount); continue; }
+            if (!FixtureKindRunner.ByKind.TryGetValue(found.Kind, out var runnerType)) { Fail($"{found.Name}: no runner for its kind '{found.Kind}'"); continue; }
+            using var fixture = found.Open();
             FixtureKindRunner? runner = null;
             try { runner = (FixtureKindRunner)Activator.CreateInstance(runnerType, fixture)!; }
             catch (TargetInvocationException e)
@@ -54,8 +78,7 @@ public sealed class FixtureParityTests(ITestOutputHelper output)
                 {
                     if (!runner.Supports(c.Op))
                     {
-                        skipped++;
-                        report.AppendLine($"SKIP {fixture.Name}/{c.Name}: op '{c.Op}' not supported");
+                        Skip(fixture.Kind, $"op '{c.Op}' not supported by {runnerType.Name}", $"{fixture.Name}/{c.Name}", 1);
                         continue;
                     }
                     ran++;
@@ -90,7 +113,9 @@ public sealed class FixtureParityTests(ITestOutputHelper output)
                 }
             }
         }
-        string summary = $"fixtures: {ran} ran, {passed} passed, {skipped} skipped";
+        foreach (var ((kind, why), names) in skips)
+            report.AppendLine($"SKIP {kind}: {string.Join(", ", names)} ({why})");
+        string summary = $"fixtures: {ran} ran, {passed} passed, {skipped} skipped" + (failures.Count > 0 ? $", {failures.Count} failures" : "");
         report.AppendLine(summary);
         output.WriteLine(report.ToString());
         Console.WriteLine(summary);
