@@ -51,10 +51,4 @@ public static class Devices
         foreach (var b in module.buffers()) return b.device;
         return torch.CPU;
     }
-
-    /// <summary>
-    /// False on libtorch's <c>meta</c> device, whose tensors have shapes but no values: checks that read values
-    /// (a label's range, <c>.item()</c>) are skipped there, so a model can be traced shape-only.
-    /// </summary>
-    public static bool HasValues(Tensor t) => t.device_type != DeviceType.META;
 }
