@@ -46,7 +46,7 @@ public static class DeviceTesting
         return output;
     };
 
-    /// <summary>A CPU generator (a generator made under the trap would be a meta one).</summary>
+    /// <summary>A CPU generator, named so: the library's seeded draws are made on the CPU (docs/devices.md).</summary>
     public static Generator CpuGenerator(ulong seed) => new(seed, torch.CPU);
 
     /// <summary>Uniform [-1, 1) images (N, C, size, size) on the CPU.</summary>
