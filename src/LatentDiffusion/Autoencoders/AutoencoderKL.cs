@@ -130,7 +130,7 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
             var w = get_parameter(weightName)!;
             long fanIn = w.shape[1] * w.shape[2] * w.shape[3];
             double bound = 1.0 / Math.Sqrt(fanIn);
-            using var u = torch.rand(p.shape, generator: generator);
+            using var u = torch.rand(p.shape, device: torch.CPU, generator: generator);   // CPU draw: same weights on every device
             p.copy_(u * (2 * bound) - bound);
         }
     }

@@ -39,10 +39,12 @@ public sealed class DiagonalGaussianDistribution
         return new DiagonalGaussianDistribution(mean, logVar, (0.5 * logVar).exp(), logVar.exp());
     }
 
-    /// <summary>z = mean + std · ε with ε ~ N(0, I) drawn from <paramref name="generator"/> (global RNG if null).</summary>
+    /// <summary>z = mean + std · ε with ε ~ N(0, I) drawn from the CPU <paramref name="generator"/> (global RNG if null)
+    /// and moved to the mean's device, so a seed gives the same z on every device (docs/devices.md).</summary>
     public Tensor Sample(Generator? generator = null)
     {
-        using var eps = torch.randn(Mean.shape, dtype: Mean.dtype, device: Mean.device, generator: generator);
+        using var draw = torch.randn(Mean.shape, dtype: Mean.dtype, device: torch.CPU, generator: generator);
+        using var eps = draw.to(Mean.device);
         return Sample(eps);
     }
 

@@ -157,8 +157,9 @@ public sealed class GaussianDiffusion
     /// <summary>Original timesteps for indices of this process (what the model receives).</summary>
     public Tensor OriginalTimesteps(Tensor t)
     {
-        var idx = Indices(t);
-        return torch.tensor(idx.Select(i => TimestepMap[i]).ToArray(), dtype: ScalarType.Int64, device: t.device);
+        using var idx = Indices(t);
+        using var map = torch.tensor(TimestepMap, dtype: ScalarType.Int64, device: t.device);
+        return map.index_select(0, idx);
     }
 
     /// <summary>Runs the model at indices t (mapped to original timesteps) and returns its output in x's precision.</summary>
@@ -281,11 +282,12 @@ public sealed class GaussianDiffusion
     public Tensor DdimSampleLoop(Denoiser model, Tensor z, bool clipDenoised, double eta, Generator generator, Action<SamplingStep>? onStep = null) =>
         DdimSampleLoop(model, z, clipDenoised, eta, NoiseFrom(generator, z), onStep);
 
-    /// <summary>Standard normal draws of a given shape from a generator, on z's device, as the loops' noise source.</summary>
+    /// <summary>Standard normal draws of a given shape from a CPU generator, moved to z's device, as the loops' noise
+    /// source (the same seed gives the same noise on every device, docs/devices.md).</summary>
     public static Func<long[], Tensor> NoiseFrom(Generator generator, Tensor like)
     {
         var device = like.device;
-        return shape => torch.randn(shape, dtype: ScalarType.Float32, generator: generator).to(device);
+        return shape => torch.randn(shape, dtype: ScalarType.Float32, device: torch.CPU, generator: generator).to(device);
     }
 
     Tensor RunLoop(Tensor z, Func<long[], Tensor> noise, Action<SamplingStep>? onStep, Func<Tensor, Tensor, Tensor, SampleStep> step)
@@ -373,28 +375,39 @@ public sealed class GaussianDiffusion
     // ----------------------------------------------------------------------------------------------------------------
     // Helpers
 
-    /// <summary>Gathers arr[t] per sample as an (N, 1, ..., 1) tensor: float32 (rounded from float64, as the reference)
-    /// for float32 x, float64 for float64 x.</summary>
+    /// <summary>Gathers arr[t] per sample as an (N, 1, ..., 1) tensor on like's device: float32 (rounded from float64,
+    /// as the reference) for float32 x, float64 for float64 x. The gather runs on the device, so t is never copied
+    /// to the host.</summary>
     internal Tensor Extract(double[] arr, Tensor t, Tensor like)
     {
-        var idx = Indices(t);
+        using var idx = Indices(t, like.device);
         var shape = new long[like.dim()];
         Array.Fill(shape, 1L);
-        shape[0] = idx.Length;
-        if (like.dtype == ScalarType.Float64)
-            return torch.tensor(idx.Select(i => arr[i]).ToArray(), shape, dtype: ScalarType.Float64, device: like.device);
-        return torch.tensor(idx.Select(i => (float)arr[i]).ToArray(), shape, dtype: ScalarType.Float32, device: like.device);
+        shape[0] = idx.shape[0];
+        using var table = like.dtype == ScalarType.Float64
+            ? torch.tensor(arr, dtype: ScalarType.Float64, device: like.device)
+            : torch.tensor(arr.Select(a => (float)a).ToArray(), dtype: ScalarType.Float32, device: like.device);
+        using var gathered = table.index_select(0, idx);
+        return gathered.view(shape);
     }
 
-    long[] Indices(Tensor t)
+    /// <summary>t as a flat int64 index tensor on <paramref name="device"/> (t's own by default), checked to lie in
+    /// [0, NumTimesteps).</summary>
+    Tensor Indices(Tensor t, Device? device = null)
     {
         if (t.dtype is not (ScalarType.Int64 or ScalarType.Int32 or ScalarType.Int16 or ScalarType.Int8 or ScalarType.Byte))
             throw new ArgumentException($"timesteps must be an integer tensor, got {t.dtype}");
-        using var cpu = t.to_type(ScalarType.Int64).cpu();
-        var idx = cpu.data<long>().ToArray();
-        foreach (var i in idx)
-            if (i < 0 || i >= NumTimesteps)
-                throw new ArgumentOutOfRangeException(nameof(t), $"timestep index {i} is outside [0, {NumTimesteps}) of this process");
+        var idx = t.to(ScalarType.Int64, device ?? t.device).reshape(-1);
+        if (idx.NumberOfElements > 0)
+        {
+            long min = idx.min().item<long>(), max = idx.max().item<long>();
+            long bad = min < 0 ? min : max;
+            if (min < 0 || max >= NumTimesteps)
+            {
+                idx.Dispose();
+                throw new ArgumentOutOfRangeException(nameof(t), $"timestep index {bad} is outside [0, {NumTimesteps}) of this process");
+            }
+        }
         return idx;
     }
 

@@ -19,12 +19,15 @@ public sealed class TimestepSampler
 
     public TimestepSampler(GaussianDiffusion diffusion) : this(diffusion.NumTimesteps) { }
 
-    /// <summary>(timesteps int64 (N,), weights float32 (N,) = 1).</summary>
+    /// <summary>(timesteps int64 (N,), weights float32 (N,) = 1) on <paramref name="device"/> (null = cpu). The draw is
+    /// made with the CPU <paramref name="generator"/> and moved, so a seed gives the same timesteps on every device.</summary>
     public (Tensor Timesteps, Tensor Weights) Sample(int batchSize, Generator generator, Device? device = null)
     {
         if (batchSize < 1) throw new LdmException($"the batch size must be at least 1, got {batchSize}; set a positive batch size.");
-        var t = torch.randint(0, NumTimesteps, [batchSize], dtype: ScalarType.Int64, generator: generator);
-        var w = torch.ones(batchSize, dtype: ScalarType.Float32);
-        return device is null ? (t, w) : (t.to(device), w.to(device));
+        var target = device ?? torch.CPU;
+        var drawn = torch.randint(0, NumTimesteps, [batchSize], dtype: ScalarType.Int64, device: torch.CPU, generator: generator);
+        var t = target.type == DeviceType.CPU ? drawn : drawn.to(target, disposeAfter: true);
+        var w = torch.ones(batchSize, dtype: ScalarType.Float32, device: target);
+        return (t, w);
     }
 }

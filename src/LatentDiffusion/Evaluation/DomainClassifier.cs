@@ -98,7 +98,8 @@ public sealed class DomainClassifier : nn.Module<Tensor, Tensor>
     Tensor Prepare(Tensor images)
     {
         if (images.dim() != 4) throw new LdmException($"the classifier needs images (N, C, H, W), got [{string.Join(",", images.shape)}]; pass NCHW images.");
-        var x = images.dtype == ScalarType.Byte ? images.to(ScalarType.Float32) / 255.0 : images.to(ScalarType.Float32);
+        var x = images.to(ScalarType.Float32, Devices.Of(this));   // images may come from the CPU; the network may not be there
+        if (images.dtype == ScalarType.Byte) x = x / 255.0;
         long c = x.shape[1];
         if (c != Config.Channels)
         {

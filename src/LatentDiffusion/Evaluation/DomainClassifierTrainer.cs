@@ -41,7 +41,8 @@ public static class DomainClassifierTrainer
         if (minLabel < 0 || maxLabel >= model.Config.NumClasses)
             throw new LdmException($"labels range over {minLabel}..{maxLabel} but the classifier has {model.Config.NumClasses} classes; check the class names.");
 
-        using var g = new Generator((ulong)options.Seed);
+        using var g = new Generator((ulong)options.Seed, torch.CPU);
+        var device = Devices.Of(model);
         int stepsPerEpoch = (int)((n + options.BatchSize - 1) / options.BatchSize);
         var optimizer = torch.optim.AdamW(model.parameters(), lr: options.LearningRate, weight_decay: options.WeightDecay);
         var schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, options.Epochs * stepsPerEpoch);
@@ -49,15 +50,15 @@ public static class DomainClassifierTrainer
         model.train();
         for (int epoch = 0; epoch < options.Epochs; epoch++)
         {
-            using var order = torch.randperm(n, generator: g);
+            using var order = torch.randperm(n, device: torch.CPU, generator: g);
             double sum = 0;
             for (int step = 0; step < stepsPerEpoch; step++)
             {
                 using var scope = torch.NewDisposeScope();
                 long begin = (long)step * options.BatchSize;
                 var idx = order.narrow(0, begin, Math.Min(options.BatchSize, n - begin));
-                var x = ToUnitFloat(images.index_select(0, idx));
-                var y = labels.index_select(0, idx).to(ScalarType.Int64);
+                var x = ToUnitFloat(images.index_select(0, idx)).to(device);
+                var y = labels.index_select(0, idx).to(ScalarType.Int64, device);
                 if (options.Augment) x = Augment(x, g);
                 optimizer.zero_grad();
                 var loss = F.cross_entropy(model.forward(x), y);
@@ -73,7 +74,7 @@ public static class DomainClassifierTrainer
         return losses;
     }
 
-    /// <summary>Predicted class per image (eval mode, no gradients, in batches).</summary>
+    /// <summary>Predicted class per image, on the CPU (eval mode, no gradients, in batches on the model's device).</summary>
     public static Tensor Predict(DomainClassifier model, Tensor images, int batchSize = 512)
     {
         model.eval();
@@ -83,7 +84,7 @@ public static class DomainClassifierTrainer
         {
             using var scope = torch.NewDisposeScope();
             var x = ToUnitFloat(images.narrow(0, begin, Math.Min(batchSize, images.shape[0] - begin)));
-            parts.Add(model.forward(x).argmax(1).MoveToOuterDisposeScope());
+            parts.Add(model.forward(x).argmax(1).cpu().MoveToOuterDisposeScope());
         }
         var result = torch.cat(parts, 0);
         foreach (var p in parts) p.Dispose();
@@ -94,24 +95,25 @@ public static class DomainClassifierTrainer
     public static double Accuracy(DomainClassifier model, Tensor images, Tensor labels, int batchSize = 512)
     {
         using var predicted = Predict(model, images, batchSize);
-        using var correct = predicted.eq(labels.to(ScalarType.Int64)).sum();
+        using var correct = predicted.eq(labels.to(ScalarType.Int64, predicted.device)).sum();
         return correct.item<long>() / (double)images.shape[0];
     }
 
     static Tensor ToUnitFloat(Tensor x) => x.dtype == ScalarType.Byte ? x.to(ScalarType.Float32) / 255.0 : x.to(ScalarType.Float32);
 
-    /// <summary>Per-image random horizontal flip and integer shift in [-2, 2] px, replicating the border.</summary>
+    /// <summary>Per-image random horizontal flip and integer shift in [-2, 2] px, replicating the border. The draws come
+    /// from the CPU generator and move to x's device.</summary>
     static Tensor Augment(Tensor x, Generator g)
     {
         long n = x.shape[0], h = x.shape[2], w = x.shape[3];
-        var flip = torch.rand(n, generator: g) < 0.5;
-        var shifts = torch.randint(-2, 3, [n, 2], generator: g).to(ScalarType.Float32);
+        var flip = (torch.rand(n, device: torch.CPU, generator: g) < 0.5).to(x.device);
+        var shifts = torch.randint(-2, 3, [n, 2], device: torch.CPU, generator: g).to(ScalarType.Float32, x.device);
         // affine_grid works in [-1, 1] coordinates: one pixel is 2/size.
         var sx = torch.where(flip, -1.0f, 1.0f);
-        var zeros = torch.zeros(n);
+        var zeros = torch.zeros(n, device: x.device);
         var tx = shifts[.., 0] * (2.0f / w);
         var ty = shifts[.., 1] * (2.0f / h);
-        var theta = torch.stack([sx, zeros, tx, zeros, torch.ones(n), ty], 1).reshape(n, 2, 3);
+        var theta = torch.stack([sx, zeros, tx, zeros, torch.ones(n, device: x.device), ty], 1).reshape(n, 2, 3);
         var grid = F.affine_grid(theta, [n, x.shape[1], h, w], align_corners: false);
         return F.grid_sample(x, grid, mode: GridSampleMode.Nearest, padding_mode: GridSamplePaddingMode.Border, align_corners: false);
     }

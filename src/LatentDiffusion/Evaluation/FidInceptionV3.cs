@@ -87,7 +87,7 @@ public sealed class FidInceptionV3 : nn.Module<Tensor, Tensor[]>
             throw new LdmException($"Inception needs images shaped (N, 3, H, W) or (N, 1, H, W), got [{string.Join(",", images.shape)}]; pass NCHW images in [0, 1].");
         using var noGrad = torch.no_grad();
         using var scope = NewDisposeScope();
-        var x = images.to(ScalarType.Float32);
+        var x = images.to(ScalarType.Float32, Devices.Of(this));   // images may come from the CPU; the network may not be there
         if (x.shape[1] == 1) x = x.expand(-1, 3, -1, -1);
         if (_resize) x = F.interpolate(x, size: [ResizeTo, ResizeTo], mode: InterpolationMode.Bilinear, align_corners: false);
         if (_normalize) x = 2 * x - 1;

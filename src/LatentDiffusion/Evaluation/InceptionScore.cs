@@ -22,7 +22,7 @@ public static class InceptionScore
         if (shuffleSeed is { } seed)
         {
             using var g = new Generator((ulong)seed);
-            x = x.index_select(0, torch.randperm(n, generator: g));
+            x = x.index_select(0, torch.randperm(n, device: torch.CPU, generator: g));
         }
         var p = x.softmax(1);
         var logP = x.log_softmax(1);

@@ -72,8 +72,8 @@ public static class SampleEvaluator
                 using (torch.no_grad())
                 {
                     var (f, l) = extractor.Extract(batch.Images);
-                    features.Add(f.to(ScalarType.Float32).MoveToOuterDisposeScope());
-                    if (l is not null) logits.Add(l.to(ScalarType.Float32).MoveToOuterDisposeScope());
+                    features.Add(f.to(ScalarType.Float32, torch.CPU).MoveToOuterDisposeScope());
+                    if (l is not null) logits.Add(l.to(ScalarType.Float32, torch.CPU).MoveToOuterDisposeScope());
                     if (batch.Labels is null) labelled = false; else labels.Add(batch.Labels.clone().MoveToOuterDisposeScope());
                     if (keepImages) images.Add(batch.Images.clone().MoveToOuterDisposeScope());
                     count += batch.Images.shape[0];

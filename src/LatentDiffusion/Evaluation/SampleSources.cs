@@ -122,9 +122,9 @@ public sealed class ImageFolderSampleSource : ISampleSource
             var data = new byte[(long)len * _channels * h!.Value * w!.Value];
             int stride = _channels * h.Value * w.Value;
             for (int i = 0; i < len; i++) pixels[i].Data.CopyTo(data, (long)i * stride);
-            using var nhwc = torch.tensor(data, [len, h.Value, w.Value, _channels], ScalarType.Byte);
+            using var nhwc = torch.tensor(data, [len, h.Value, w.Value, _channels], ScalarType.Byte, torch.CPU);
             var images = nhwc.permute(0, 3, 1, 2).contiguous();
-            Tensor? labels = HasLabels ? torch.tensor(_files.Skip(begin).Take(len).Select(f => f.label).ToArray()) : null;
+            Tensor? labels = HasLabels ? torch.tensor(_files.Skip(begin).Take(len).Select(f => f.label).ToArray(), device: torch.CPU) : null;
             yield return new SampleBatch(images, labels);
         }
     }

@@ -24,7 +24,7 @@ public static class ImageGrid
         long c = images.shape[1], h = images.shape[2], w = images.shape[3];
         using var scope = torch.NewDisposeScope();
         var src = images.detach().to(torch.CPU).to(ScalarType.Float32);
-        var grid = torch.full(new long[] { c, rows * (h + padding) + padding, cols * (w + padding) + padding }, padValue, ScalarType.Float32);
+        var grid = torch.full(new long[] { c, rows * (h + padding) + padding, cols * (w + padding) + padding }, padValue, ScalarType.Float32, torch.CPU);
         for (long i = 0; i < n; i++)
         {
             long r = i / cols, k = i % cols;

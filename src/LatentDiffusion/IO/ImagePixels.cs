@@ -26,7 +26,7 @@ public sealed class ImagePixels
     /// <summary>The bytes as a uint8 tensor (C, H, W).</summary>
     public Tensor ToByteTensor()
     {
-        using var hwc = torch.tensor(Data, new long[] { Height, Width, Channels }, dtype: ScalarType.Byte);
+        using var hwc = torch.tensor(Data, new long[] { Height, Width, Channels }, dtype: ScalarType.Byte, device: torch.CPU);
         return hwc.permute(2, 0, 1).contiguous();
     }
 

@@ -61,7 +61,7 @@ public static partial class Npy
         ReadExactly(stream, data, source);
         // Fortran order is C order of the reversed shape, transposed back.
         long[] storedShape = fortranOrder ? shape.Reverse().ToArray() : shape;
-        var t = torch.empty(storedShape, dtype);
+        var t = torch.empty(storedShape, dtype, torch.CPU);
         if (nbytes > 0) t.bytes = data;
         if (fortranOrder && shape.Length > 1)
         {

@@ -109,7 +109,7 @@ public sealed class SafetensorsFile : IDisposable
     {
         if (!Entries.TryGetValue(name, out var e))
             throw new LdmException($"'{Path}' has no tensor named '{name}'.");
-        var t = torch.empty(e.Shape, e.DType);
+        var t = torch.empty(e.Shape, e.DType, torch.CPU);
         long n = e.End - e.Begin;
         if (n == 0) return t;
         var buffer = new byte[n];

@@ -50,7 +50,7 @@ public sealed class LabelEmbedder : nn.Module<Tensor, Tensor>
                 throw new LdmException("labels cannot be dropped: the model was built with class_dropout_prob 0 and has no null class; build it with class_dropout_prob > 0.");
             Tensor drop = forceDropIds is not null
                 ? forceDropIds.to(labels.device).eq(1)
-                : torch.rand(new[] { labels.shape[0] }, generator: generator).to(labels.device) < DropoutProb;
+                : torch.rand(new[] { labels.shape[0] }, device: torch.CPU, generator: generator).to(labels.device) < DropoutProb;   // CPU draw: same on every device
             ids = torch.where(drop, torch.full_like(ids, NullClass), ids);
         }
         return embedding_table.forward(ids).MoveToOuterDisposeScope();

@@ -12,9 +12,9 @@ public static class SinCosPositionEmbedding
     /// (gridSize², embedDim) float64; row h·G + w is the token at row h, column w. The first embedDim/2 columns
     /// encode the COLUMN index w and the last embedDim/2 the row index h (the reference code's meshgrid puts w first,
     /// and pretrained DiT weights depend on this order). Each half is [sin(pos·ω) | cos(pos·ω)],
-    /// ω_k = 10000^(−k/(embedDim/4)), k &lt; embedDim/4.
+    /// ω_k = 10000^(−k/(embedDim/4)), k &lt; embedDim/4. On <paramref name="device"/> (null = cpu).
     /// </summary>
-    public static Tensor Get2D(int embedDim, int gridSize)
+    public static Tensor Get2D(int embedDim, int gridSize, Device? device = null)
     {
         if (embedDim <= 0 || embedDim % 4 != 0)
             throw new ArgumentException($"the 2-D sin-cos embedding needs a positive width divisible by 4, got {embedDim}", nameof(embedDim));
@@ -31,7 +31,7 @@ public static class SinCosPositionEmbedding
                 Fill1D(table, row, w, omega);             // first half: column index
                 Fill1D(table, row + halfDim, h, omega);   // second half: row index
             }
-        return torch.tensor(table, new long[] { gridSize * gridSize, embedDim }, ScalarType.Float64);
+        return torch.tensor(table, new long[] { gridSize * gridSize, embedDim }, ScalarType.Float64, device ?? torch.CPU);
     }
 
     static void Fill1D(double[] table, int offset, int position, double[] omega)

@@ -41,7 +41,7 @@ public sealed class TextEncoder : nn.Module
         using var noGrad = torch.no_grad();
         foreach (var p in new[] { token_embedding.weight!, PositionEmbedding, NullEmbedding })
         {
-            using var values = torch.empty(p.shape, ScalarType.Float32).normal_(0, 0.02, generator);
+            using var values = torch.empty(p.shape, ScalarType.Float32, torch.CPU).normal_(0, 0.02, generator);   // CPU draw, copied to p's device
             p.copy_(values);
         }
     }

@@ -10,8 +10,9 @@ public sealed class TokenBatch(Tensor ids, Tensor mask) : IDisposable
     public Tensor Mask { get; } = mask;
     public long Count => Ids.shape[0];
 
-    /// <summary>Tokenizes <paramref name="captions"/> (null or empty = the empty caption) to <paramref name="maxLength"/> positions.</summary>
-    public static TokenBatch Encode(ITextTokenizer tokenizer, IReadOnlyList<string?> captions, int maxLength)
+    /// <summary>Tokenizes <paramref name="captions"/> (null or empty = the empty caption) to <paramref name="maxLength"/> positions,
+    /// as tensors on <paramref name="device"/> (null = torch's default device, the cpu unless set).</summary>
+    public static TokenBatch Encode(ITextTokenizer tokenizer, IReadOnlyList<string?> captions, int maxLength, Device? device = null)
     {
         var ids = new long[captions.Count * maxLength];
         var mask = new bool[captions.Count * maxLength];
@@ -22,12 +23,12 @@ public sealed class TokenBatch(Tensor ids, Tensor mask) : IDisposable
             rowMask.CopyTo(mask, i * maxLength);
         }
         long[] shape = [captions.Count, maxLength];
-        return new TokenBatch(torch.tensor(ids, shape, ScalarType.Int64), torch.tensor(mask, shape, ScalarType.Bool));
+        return new TokenBatch(torch.tensor(ids, shape, ScalarType.Int64, device), torch.tensor(mask, shape, ScalarType.Bool, device));
     }
 
     /// <summary><paramref name="count"/> empty captions: the unconditional input of classifier-free guidance.</summary>
-    public static TokenBatch Empty(long count, int maxLength, int padId) =>
-        new(torch.full(count, maxLength, padId, ScalarType.Int64), torch.zeros(count, maxLength, ScalarType.Bool));
+    public static TokenBatch Empty(long count, int maxLength, int padId, Device? device = null) =>
+        new(torch.full(count, maxLength, padId, ScalarType.Int64, device), torch.zeros(count, maxLength, ScalarType.Bool, device));
 
     /// <summary>This batch followed by <paramref name="other"/> (e.g. [prompts; empty captions] for guidance).</summary>
     public TokenBatch Concat(TokenBatch other) => new(torch.cat([Ids, other.Ids], 0), torch.cat([Mask, other.Mask], 0));

@@ -324,7 +324,7 @@ public sealed class DiffusionTransformer : DenoiserNetwork
             }
         }
 
-        var table = SinCosPositionEmbedding.Get2D(Config.HiddenSize, Config.GridSize).to(ScalarType.Float32).unsqueeze(0);
+        var table = SinCosPositionEmbedding.Get2D(Config.HiddenSize, Config.GridSize, PosEmbed.device).to(ScalarType.Float32).unsqueeze(0);
         PosEmbed.copy_(table);
 
         var proj = x_embedder.Proj;
@@ -371,13 +371,13 @@ public sealed class DiffusionTransformer : DenoiserNetwork
         long fanOut = weight.shape[0];
         long fanIn = weight.NumberOfElements / fanOut;
         double bound = Math.Sqrt(6.0 / (fanIn + fanOut));
-        using var values = torch.empty(weight.shape, ScalarType.Float32).uniform_(-bound, bound, generator);
+        using var values = torch.empty(weight.shape, ScalarType.Float32, torch.CPU).uniform_(-bound, bound, generator);
         weight.copy_(values);
     }
 
     static void Normal(Tensor weight, double std, Generator generator)
     {
-        using var values = torch.empty(weight.shape, ScalarType.Float32).normal_(0, std, generator);
+        using var values = torch.empty(weight.shape, ScalarType.Float32, torch.CPU).normal_(0, std, generator);
         weight.copy_(values);
     }
 }
