@@ -43,8 +43,8 @@ public class DiTConversionTests
         string pt = Path.Combine(dir, "DiT-tiny.pt");
         using (var weights = SafetensorsFile.Open(Path.Combine(FixtureDir, "weights.safetensors")))
             PyTorchCheckpoint.Save(pt, weights.ReadAll());
-        var e = Assert.Throws<LdmException>(() => DiTConversion.Convert(pt, Path.Combine(dir, "out.safetensors")));
-        Assert.Contains("--num-heads", e.Message);
+        var e = Assert.Throws<LdmOptionException>(() => DiTConversion.Convert(pt, Path.Combine(dir, "out.safetensors")));
+        Assert.Equal("NumHeads", e.Property);
         Assert.False(File.Exists(Path.Combine(dir, "out.safetensors")));
     }
 

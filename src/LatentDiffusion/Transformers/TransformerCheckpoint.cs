@@ -41,7 +41,7 @@ public sealed record DenoiserInfo(TransformerConfig Transformer, JsonObject Diff
     /// <summary>The tokenizer of a text model; a user error for a class model or a missing tokenizer.</summary>
     public ITextTokenizer TextTokenizer => Tokenizer ?? throw new LdmException(Transformer.IsTextConditional
         ? "this text model has no tokenizer attached; load it with TransformerCheckpoint.Load, which reads the vocabulary."
-        : "this is a class-conditional model; it takes class ids, not captions (use --classes).");
+        : "this is a class-conditional model; it takes class ids, not captions.");
 
     /// <summary>Checks that a text model's tokenizer fits its config (kind and vocabulary size).</summary>
     public DenoiserInfo CheckTokenizer(string source)
