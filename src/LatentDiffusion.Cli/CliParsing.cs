@@ -28,15 +28,6 @@ public static class CliParsing
         return ids;
     }
 
-    public static ScalarType Dtype(string? text) => (text ?? "float32").Trim().ToLowerInvariant() switch
-    {
-        "float32" or "fp32" or "f32" => ScalarType.Float32,
-        "bf16" or "bfloat16" => ScalarType.BFloat16,
-        _ => throw new LdmException($"--dtype '{text}' is not supported; use float32 or bf16."),
-    };
-
-    public static string DtypeName(ScalarType t) => t == ScalarType.BFloat16 ? "bf16" : "float32";
-
     /// <summary>An output folder that may exist; a path that is an existing file is an error.</summary>
     public static string OutputFolder(string path, string option)
     {

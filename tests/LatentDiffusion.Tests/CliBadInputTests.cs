@@ -243,7 +243,7 @@ public sealed class CliBadInputTests : IDisposable
     // ---- ldm train ----
 
     string[] Train(params string[] more) =>
-        Args("train", ["--out", Out, "--num-images", "16", "--steps", "2", "--batch-size", "4", "--hidden-size", "32", "--depth", "1", "--num-heads", "2", "--patch-size", "8"], more);
+        Args("train", ["--out", Out, "--data", "shapes:count=16", "--steps", "2", "--batch-size", "4", "--hidden-size", "32", "--depth", "1", "--num-heads", "2", "--patch-size", "8"], more);
 
     void NoFilesInOut() => Assert.Empty(Directory.Exists(Out) ? Directory.EnumerateFileSystemEntries(Out, "*", SearchOption.AllDirectories) : []);
 

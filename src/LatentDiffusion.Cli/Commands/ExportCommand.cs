@@ -1,4 +1,5 @@
 using System.CommandLine;
+using LatentDiffusion.Cli.Grammar;
 using LatentDiffusion.IO;
 using LatentDiffusion.Text;
 using LatentDiffusion.Transformers;
@@ -13,11 +14,11 @@ public static class ExportCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model", "-m") { Description = "The denoiser to export (a run's model.safetensors).", Required = true };
+        var model = CommonOptions.Model("The denoiser to export (a run's model.safetensors).");
         var autoencoder = new Option<string?>("--autoencoder", "-a") { Description = "Latent models: its autoencoder (default: the one it names, beside it)." };
-        var output = new Option<string>("--out", "-o") { Description = "The exported model file.", Required = true };
+        var output = CommonOptions.Out("The exported model file.");
         var aeName = new Option<string?>("--autoencoder-name") { Description = "File name of the autoencoder beside the exported model (default: MODEL-autoencoder.safetensors)." };
-        var dtype = new Option<string>("--dtype") { Description = "Storage precision of the denoiser: float32, bf16 or f16 (loaded back as float32).", DefaultValueFactory = _ => "float32" };
+        var dtype = CommonOptions.Dtype("Storage dtype of the denoiser (loaded back as float32)");
         var command = new Command("export", "Copy a trained model and its autoencoder into a models folder, the model naming the autoencoder beside it.")
         { model, autoencoder, output, aeName, dtype };
         command.SetAction(p =>
@@ -26,13 +27,8 @@ public static class ExportCommand
             string dst = p.GetValue(output)!;
             if (!dst.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
                 throw new LdmException($"--out '{dst}' must be a .safetensors file.");
-            var storage = p.GetValue(dtype)!.Trim().ToLowerInvariant() switch
-            {
-                "float32" or "f32" => (TorchSharp.torch.ScalarType?)null,
-                "bf16" or "bfloat16" => TorchSharp.torch.ScalarType.BFloat16,
-                "f16" or "float16" => TorchSharp.torch.ScalarType.Float16,
-                var other => throw new LdmException($"--dtype '{other}' is unknown; use float32, bf16 or f16."),
-            };
+            var parsed = DtypeNames.Parse(p.GetValue(dtype));
+            var storage = parsed == TorchSharp.torch.ScalarType.Float32 ? null : (TorchSharp.torch.ScalarType?)parsed;
             string dir = Path.GetDirectoryName(Path.GetFullPath(dst))!;
             Directory.CreateDirectory(dir);
             var ckpt = ModelCheckpoint.Load(src, TransformerCheckpoint.Kind);

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using LatentDiffusion.Cli.Grammar;
 using LatentDiffusion.Diffusion;
 using LatentDiffusion.IO;
 using LatentDiffusion.Pipelines;
@@ -13,19 +14,20 @@ public static class SampleCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model", "-m") { Description = "Denoiser checkpoint (.safetensors made by ldm train or ldm convert).", Required = true };
+        var model = CommonOptions.Model("Denoiser checkpoint (.safetensors made by ldm train or ldm convert).");
         var classes = new Option<string?>("--classes", "-c") { Description = "Class models: class ids 3, 0,5,7, 0-11 or all (default all). Cycled to fill --num." };
         var prompt = new Option<string[]>("--prompt", "-p") { Description = "Text models: a caption to draw (repeat the option for several). Cycled to fill --num." };
         var promptsFile = new Option<string?>("--prompts-file") { Description = "Text models: a text file with one caption per line (blank lines skipped)." };
-        var num = new Option<int?>("--num", "-n") { Description = "Number of images (default: 4 per listed class or prompt, at most 64)." };
+        var num = CommonOptions.Num("4 per listed class or prompt, at most 64");
         var guidance = new Option<double>("--guidance", "-g") { Description = "Classifier-free guidance scale (1 = none).", DefaultValueFactory = _ => 4.0 };
-        var sampler = new Option<string>("--sampler") { Description = "ddim or ddpm.", DefaultValueFactory = _ => "ddim" };
+        var sampler = CommonOptions.Sampler();
         var steps = new Option<int>("--steps") { Description = "Sampling steps.", DefaultValueFactory = _ => 50 };
         var eta = new Option<double>("--eta") { Description = "DDIM eta (0 = deterministic).", DefaultValueFactory = _ => 0.0 };
-        var seed = new Option<long>("--seed") { Description = "Random seed (same seed, same images).", DefaultValueFactory = _ => 0 };
+        var seed = CommonOptions.Seed("noise");
         var batch = new Option<int>("--batch-size") { Description = "Images per model batch.", DefaultValueFactory = _ => 32 };
-        var dtype = new Option<string>("--dtype") { Description = "float32 or bf16 (bf16 weights and activations).", DefaultValueFactory = _ => "float32" };
-        var output = new Option<string>("--out", "-o") { Description = "Output folder.", DefaultValueFactory = _ => "samples" };
+        var dtype = CommonOptions.Dtype("Compute dtype of the denoiser (bf16: bf16 weights and activations)", "float32", ScalarType.Float32, ScalarType.BFloat16);
+        var output = CommonOptions.Out("Output folder.", "samples");
+        var runtime = CommonOptions.Runtime();
         var columns = new Option<int?>("--columns") { Description = "Grid columns (default: one row per listed class when they fit)." };
         var autoencoder = new Option<string?>("--autoencoder", "-a") { Description = "Latent-space models: the autoencoder checkpoint (ldm train-autoencoder / ldm convert --kind autoencoder) that decodes the latents into PNGs (default: the one the model names, when it lies beside the model file)." };
 
@@ -33,8 +35,11 @@ public static class SampleCommand
         {
             model, classes, prompt, promptsFile, num, guidance, sampler, steps, eta, seed, batch, dtype, output, columns, autoencoder,
         };
+        foreach (var o in runtime.All) command.Options.Add(o);
         command.SetAction(parse =>
         {
+            // Kept in the parsed options for the pipeline's device support; sampling runs on the CPU until then.
+            var device = runtime.Apply(parse);
             string modelPath = CliParsing.ExistingFile(parse.GetValue(model)!, "--model");
             var info = TransformerCheckpoint.PeekInfo(modelPath);
             var prompts = ReadPrompts(parse.GetValue(prompt), parse.GetValue(promptsFile));
@@ -54,13 +59,13 @@ public static class SampleCommand
             var labels = Enumerable.Range(0, count).Select(i => ids[i % ids.Count]).OrderBy(c => ids.IndexOf(c)).ToList();
             var options = new SamplingOptions
             {
-                Sampler = Samplers.Parse(parse.GetValue(sampler)!),
+                Sampler = SamplerNames.Parse(parse.GetValue(sampler)),
                 Steps = parse.GetValue(steps),
                 Eta = parse.GetValue(eta),
                 GuidanceScale = parse.GetValue(guidance),
                 Seed = parse.GetValue(seed),
                 BatchSize = parse.GetValue(batch),
-                ComputeDtype = CliParsing.Dtype(parse.GetValue(dtype)),
+                ComputeDtype = DtypeNames.Parse(parse.GetValue(dtype), ScalarType.Float32, ScalarType.BFloat16),
             };
             options.Validate();
             // Every listed id, not only those --num happens to use: a typo in --classes is an error either way.
@@ -87,7 +92,7 @@ public static class SampleCommand
                 using var modelSamples = ConsoleProgress.Run($"sampling {count} images", totalSteps, report =>
                 {
                     Action<int, int, int> onStep = (doneImages, step, stepsPerBatch) =>
-                        report(doneImages / options.BatchSize * stepsPerBatch + step + 1, $"({options.Sampler.ToString().ToLowerInvariant()}, {options.Steps} steps)");
+                        report(doneImages / options.BatchSize * stepsPerBatch + step + 1, $"({SamplerNames.Of(options.Sampler)}, {options.Steps} steps)");
                     return textSampler != null ? textSampler.Sample(imagePrompts!, options, onStep) : classSampler!.Sample(labels, options, onStep);
                 });
                 using var samples = decoder != null ? decoder.Decode(modelSamples) : modelSamples.alias();
