@@ -107,7 +107,7 @@ public sealed record DataSetSpec(DataSetKind Kind, string Text, string? Path = n
     static int Positive(string value, string flag, string spec, string key, int min)
     {
         if (int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n >= min) return n;
-        throw new LdmException($"{flag} '{spec}' has {key}={value}; {key} must be a whole number of at least {min}, as in shapes:count=2000,seed=3.");
+        throw new LdmException($"{flag} '{spec}' has {key}={value}; {key} must be a whole number of at least {min}; write e.g. shapes:count=2000,seed=3.");
     }
 
     /// <summary>The parameters a built-in set takes.</summary>
