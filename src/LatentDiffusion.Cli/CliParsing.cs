@@ -28,16 +28,6 @@ public static class CliParsing
         return ids;
     }
 
-    public static ScalarType Dtype(string? text) => (text ?? "float32").Trim().ToLowerInvariant() switch
-    {
-        "float32" or "fp32" or "f32" => ScalarType.Float32,
-        "bf16" or "bfloat16" => ScalarType.BFloat16,
-        "f16" or "fp16" or "float16" => ScalarType.Float16,
-        _ => throw new LdmException($"--dtype '{text}' is not supported; use float32, bf16 or f16."),
-    };
-
-    public static string DtypeName(ScalarType t) => t switch { ScalarType.BFloat16 => "bf16", ScalarType.Float16 => "f16", _ => "float32" };
-
     /// <summary>An output folder that may exist; a path that is an existing file is an error.</summary>
     public static string OutputFolder(string path, string option)
     {

@@ -15,6 +15,20 @@ public static class OptionNames
         ["SamplingOptions.GuidanceScale"] = "--guidance",
         ["DiffusionTrainingOptions.LearningRate"] = "--lr",
         ["DiffusionTrainingOptions.WarmupSteps"] = "--warmup",
+        ["DiffusionTrainingOptions.Bf16"] = "--dtype",
+        ["DiffusionTrainingOptions.HorizontalFlip"] = "--flip",
+        ["SamplingOptions.ComputeDtype"] = "--dtype",
+        ["AutoencoderTrainingOptions.LearningRate"] = "--lr",
+        ["AutoencoderTrainingOptions.DiscriminatorStart"] = "--disc-start",
+        ["AutoencoderTrainingOptions.DiscriminatorWeight"] = "--disc-weight",
+        ["AutoencoderTrainingOptions.HorizontalFlip"] = "--flip",
+        ["ClassifierTrainingOptions.LearningRate"] = "--lr",
+        ["ClassifierTrainingOptions.Augment"] = "--no-augment",
+        ["EvaluationOptions.NearestK"] = "--k",
+        ["EvaluationOptions.PrecisionRecall"] = "--no-precision-recall",
+        ["AutoencoderKL.LatentScale"] = "--scale-factor",
+        ["DiTImport.NumHeads"] = "--num-heads",
+        ["TextConditionConfig.MaxTokens"] = "--max-text-tokens",
     };
 
     /// <summary>The flag of a library setting: the table above, else <c>--</c> + kebab-case of the property.</summary>

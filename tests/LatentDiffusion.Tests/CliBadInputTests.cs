@@ -243,7 +243,7 @@ public sealed class CliBadInputTests : IDisposable
     // ---- ldm train ----
 
     string[] Train(params string[] more) =>
-        Args("train", ["--out", Out, "--num-images", "16", "--steps", "2", "--batch-size", "4", "--hidden-size", "32", "--depth", "1", "--num-heads", "2", "--patch-size", "8"], more);
+        Args("train", ["--out", Out, "--data", "shapes:count=16", "--steps", "2", "--batch-size", "4", "--hidden-size", "32", "--depth", "1", "--num-heads", "2", "--patch-size", "8"], more);
 
     void NoFilesInOut() => Assert.Empty(Directory.Exists(Out) ? Directory.EnumerateFileSystemEntries(Out, "*", SearchOption.AllDirectories) : []);
 
@@ -312,5 +312,215 @@ public sealed class CliBadInputTests : IDisposable
     // ---- ldm bench ----
 
     [Fact]
-    public void Bench_UnknownPreset() => Fails("preset", "bench", "--preset", "M/2", "--runs", "1", "--warmup", "0");
+    public void Bench_UnknownPreset() => Fails("preset", "bench", "--preset", "M/2", "--runs", "1", "--warmup-runs", "0");
+
+    // ---- one grammar: the common options ----
+
+    /// <summary>Each command with the common options that apply to it (what it reads, writes, runs).</summary>
+    public static TheoryData<string, string> CommonOptionsByCommand()
+    {
+        var data = new TheoryData<string, string>();
+        void Add(string command, params string[] options) { foreach (var o in options) data.Add(command, o); }
+        string[] runtime = ["--threads", "--device"];
+        Add("train", ["--data", "--out", "--seed", "--dtype", .. runtime]);
+        Add("train-autoencoder", ["--data", "--out", "--seed", .. runtime]);
+        Add("encode", ["--data", "--out", "--seed", .. runtime]);
+        Add("train-classifier", ["--data", "--out", "--seed", .. runtime]);
+        Add("sample", ["--model", "--out", "--num", "--dtype", "--seed", "--sampler", .. runtime]);
+        Add("evaluate", ["--model", "--out", "--num", "--dtype", "--seed", "--sampler", .. runtime]);
+        Add("check-shapes", ["--model", "--out", "--num", "--dtype", "--seed", "--sampler", .. runtime]);
+        Add("quickstart", ["--out", "--seed", .. runtime]);
+        Add("bench", ["--dtype", .. runtime]);
+        Add("convert", "--out", "--dtype");
+        Add("export", "--model", "--out", "--dtype");
+        Add("plot", "--out");
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(CommonOptionsByCommand))]
+    public void EveryCommandListsItsCommonOptions(string command, string option)
+    {
+        var r = CliTestHost.Run(command, "--help");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        // Help lists an option at the start of a line: "  -o, --out <out>  ...".
+        Assert.Matches(new System.Text.RegularExpressions.Regex($@"(?m)^\s+(-\w, )?{System.Text.RegularExpressions.Regex.Escape(option)}\b"), r.Stdout);
+    }
+
+    [Theory]
+    [InlineData("sample")]
+    [InlineData("evaluate")]
+    [InlineData("check-shapes")]
+    public void SamplerHelpNamesEverySampler(string command)
+    {
+        var r = CliTestHost.Run(command, "--help");
+        foreach (var kind in Enum.GetValues<Diffusion.SamplerKind>())
+            Assert.Contains(Cli.Grammar.SamplerNames.Of(kind), r.Stdout);
+    }
+
+    [Theory]
+    [InlineData("convert", "--output")]
+    [InlineData("evaluate", "--fashion-mnist-dir")]
+    [InlineData("train-classifier", "--fashion-mnist-dir")]
+    public void RemovedSpellingsAreRefused(string command, string option) =>
+        Fails(option, command, "x", option, "y");
+
+    // ---- one grammar: data-set specs ----
+
+    /// <summary>Every command that reads data, with a spec in the place of <c>{}</c>.</summary>
+    string[] ReadingData(string command, string spec) => command switch
+    {
+        "train" => Train("--data", spec),
+        "train-autoencoder" => ["train-autoencoder", "--data", spec, "--out", Out, "--steps", "1"],
+        "encode" => ["encode", "--autoencoder", Path.Combine(_dir, "ae.safetensors"), "--data", spec, "--out", Out],
+        "train-classifier" => ["train-classifier", "--data", spec, "--out", Path.Combine(_dir, "clf.safetensors")],
+        "evaluate --samples" => ["evaluate", "--samples", spec, "--reference", "shapes", "--out", Path.Combine(_dir, "e.json")],
+        "evaluate --reference" => ["evaluate", "--samples", "shapes", "--reference", spec, "--out", Path.Combine(_dir, "e.json")],
+        _ => throw new ArgumentException(command),
+    };
+
+    public static TheoryData<string, string> BadSpecs()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (var command in new[] { "train", "train-autoencoder", "encode", "train-classifier", "evaluate --samples", "evaluate --reference" })
+            foreach (var spec in new[] { "mnist:train", "shapes:count=0", "shapes:colour=red", "fashion-mnist:validation", "shapes:seed=-1", "" })
+                data.Add(command, spec);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(BadSpecs))]
+    public void BadDataSpecsSayWhatToWrite(string command, string spec)
+    {
+        var r = Fails(command.Split(' ').Last() == "--reference" ? "--reference" : command.StartsWith("evaluate") ? "--samples" : "--data", ReadingData(command, spec));
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("write", r.Stderr);
+    }
+
+    [Fact]
+    public void ALatentCacheIsNotImagesForTheAutoencoder()
+    {
+        string cache = Directory.CreateDirectory(Path.Combine(_dir, "cache")).FullName;
+        File.WriteAllText(Path.Combine(cache, Data.LatentCache.IndexFile), "{}");
+        Fails("latent cache", ReadingData("train-autoencoder", cache));
+    }
+
+    [Fact]
+    public void AFileThatIsNotAnNpzIsNotAReference() =>
+        Fails("not an .npz", ReadingData("evaluate --reference", WriteBytes("ref.txt", [1])));
+
+    [Fact]
+    public void DataSpecGrammar()
+    {
+        var shapes = Cli.Grammar.DataSetSpec.Parse("shapes-text:count=2000,seed=3", "--data");
+        Assert.Equal((Cli.Grammar.DataSetKind.ShapesText, 2000, 3), (shapes.Kind, shapes.Count!.Value, shapes.Seed!.Value));
+        var test = Cli.Grammar.DataSetSpec.Parse("fashion-mnist:test,dir=/data/fm", "--data");
+        Assert.Equal((Cli.Grammar.DataSetKind.FashionMnist, false, "/data/fm"), (test.Kind, test.Train, test.FashionMnistFolder));
+        Assert.True(Cli.Grammar.DataSetSpec.Parse("fashion-mnist", "--data").Train);
+        Assert.Equal(Cli.Grammar.DataSetKind.ImageFolder, Cli.Grammar.DataSetSpec.Parse(_dir, "--data").Kind);
+        File.WriteAllText(Path.Combine(_dir, Data.CaptionedFolderDataset.MetadataFileName), "");
+        Assert.Equal(Cli.Grammar.DataSetKind.CaptionedFolder, Cli.Grammar.DataSetSpec.Parse(_dir, "--data").Kind);
+    }
+
+    // ---- one grammar: dtypes, devices, samplers ----
+
+    public static TheoryData<string> DtypeCommands() => ["train", "bench", "convert", "evaluate", "sample", "export", "check-shapes"];
+
+    /// <summary>A command line of <paramref name="command"/> that reaches its option checks.</summary>
+    string[] Running(string command, params string[] more)
+    {
+        string[] head = command switch
+        {
+            "train" => Train(),
+            "bench" => ["bench", "--runs", "1", "--warmup-runs", "0"],
+            "convert" => ["convert", Path.Combine(_dir, "in.pt"), "--out", Path.Combine(_dir, "c.safetensors")],
+            "evaluate" => ["evaluate", "--samples", "shapes", "--reference", "shapes", "--out", Path.Combine(_dir, "e.json")],
+            "sample" => Sample(Checkpoint()),
+            "export" => ["export", "--model", Checkpoint(), "--out", Path.Combine(_dir, "x.safetensors")],
+            "check-shapes" => ["check-shapes", "--model", Checkpoint()],
+            "train-autoencoder" => ["train-autoencoder", "--out", Out, "--steps", "1"],
+            "encode" => ["encode", "--autoencoder", Path.Combine(_dir, "ae.safetensors"), "--out", Out],
+            "train-classifier" => ["train-classifier", "--out", Path.Combine(_dir, "clf.safetensors")],
+            "quickstart" => ["quickstart", "--out", Out],
+            _ => throw new ArgumentException(command),
+        };
+        return [.. head, .. more];
+    }
+
+    [Theory]
+    [MemberData(nameof(DtypeCommands))]
+    public void BadDtypeSaysWhatToWrite(string command)
+    {
+        var r = Fails("--dtype", Running(command, "--dtype", "bfloat16"));
+        Assert.Contains("bf16", r.Stderr);
+    }
+
+    [Fact]
+    public void F16WhereOnlyFloat32AndBf16RunSaysSo() => Fails("float32 or bf16", Running("sample", "--dtype", "f16"));
+
+    public static TheoryData<string> ModelCommands() =>
+        ["train", "train-autoencoder", "encode", "train-classifier", "sample", "evaluate", "check-shapes", "quickstart", "bench"];
+
+    [Theory]
+    [MemberData(nameof(ModelCommands))]
+    public void BadDeviceSaysWhatToWrite(string command)
+    {
+        Fails("cpu, cuda, cuda:N or auto", Running(command, "--device", "gpu"));
+        // No machine here has 100 GPUs: refused with or without CUDA.
+        Fails("--device cuda:99", Running(command, "--device", "cuda:99"));
+        if (!TorchSharp.torch.cuda.is_available()) Fails("CUDA is not available", Running(command, "--device", "cuda"));
+        Fails("--threads", Running(command, "--threads", "0"));
+    }
+
+    [Fact]
+    public void DeviceNamesParse()
+    {
+        Assert.Equal(TorchSharp.DeviceType.CPU, Cli.Grammar.DeviceNames.Parse("cpu").type);
+        Assert.Equal(TorchSharp.torch.cuda.is_available() ? TorchSharp.DeviceType.CUDA : TorchSharp.DeviceType.CPU, Cli.Grammar.DeviceNames.Parse("auto").type);
+    }
+
+    [Theory]
+    [InlineData("sample")]
+    [InlineData("evaluate")]
+    [InlineData("check-shapes")]
+    public void BadSamplerSaysWhatToWrite(string command) => Fails("ddim, ddpm or dpm++2m", Running(command, "--sampler", "dpmsolverpp2m"));
+
+    [Fact]
+    public void EverySamplerNameRoundTrips()
+    {
+        foreach (var kind in Enum.GetValues<Diffusion.SamplerKind>())
+            Assert.Equal(kind, Cli.Grammar.SamplerNames.Parse(Cli.Grammar.SamplerNames.Of(kind)));
+    }
+
+    /// <summary>The sampler name a report records is one --sampler accepts (reports used to print "dpmsolverpp2m").</summary>
+    [Fact]
+    public void TheSamplerNameInAReportIsAcceptedBySampler()
+    {
+        string clf = Path.Combine(_dir, "clf.safetensors");
+        var config = new Evaluation.DomainClassifierConfig { Channels = 3, ImageSize = 32, ClassNames = Data.ShapesDataset.ClassNames.ToArray(), Widths = [8, 16, 16], FeatureDim = 16 };
+        using (var classifier = Evaluation.DomainClassifierTrainer.Create(config, seed: 1)) classifier.Save(clf);
+        string json = Path.Combine(_dir, "report.json");
+        var evaluate = CliTestHost.Run("evaluate", "--samples", "shapes:count=8", "--reference", "shapes:count=8,seed=1", "--features", $"classifier:{clf}",
+            "--no-precision-recall", "--sampler", "dpm++2m", "--out", json);
+        Assert.True(evaluate.ExitCode == 0, evaluate.ToString());
+        string recorded = Evaluation.EvaluationReport.Load(json).Sampler!;
+        Assert.Equal("dpm++2m", recorded);
+        var sample = CliTestHost.Run(Sample(Checkpoint(), "--sampler", recorded));
+        Assert.True(sample.ExitCode == 0, sample.ToString());
+        Assert.Contains($"({recorded}, 2 steps)", sample.Stdout);
+    }
+
+    /// <summary>Spellings that docs/performance.md records still run, each with one note naming its replacement, and stay out of help.</summary>
+    [Fact]
+    public void DeprecatedSpellingsStillWorkWithOneNote()
+    {
+        var r = CliTestHost.Run("bench", "--preset", "S/8", "--input-size", "8", "--channels", "1", "-b", "2", "--only", "sample", "--sample-steps", "1",
+            "--runs", "1", "--classes", "3", "--warmup", "0");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        var notes = r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.Equal(["note: `--warmup 0` is deprecated; write `--warmup-runs 0`.", "note: `--classes 3` is deprecated; write `--num-classes 3`."], notes);
+        var help = CliTestHost.Run("bench", "--help").Stdout;
+        Assert.DoesNotContain("--warmup ", help);
+        Assert.DoesNotContain("--classes ", help);
+    }
 }

@@ -50,8 +50,8 @@ public class DiTConversionTests
         using var fixture = OpenFixture();
         string dir = RepoPaths.NewTempDir("ditconv");
         var (pt, _) = FixtureDiTCheckpoint.Write(fixture, dir);
-        var e = Assert.Throws<LdmException>(() => DiTConversion.Convert(pt, Path.Combine(dir, "out.safetensors")));
-        Assert.Contains("--num-heads", e.Message);
+        var e = Assert.Throws<LdmOptionException>(() => DiTConversion.Convert(pt, Path.Combine(dir, "out.safetensors")));
+        Assert.Equal("NumHeads", e.Property);
         Assert.False(File.Exists(Path.Combine(dir, "out.safetensors")));
     }
 

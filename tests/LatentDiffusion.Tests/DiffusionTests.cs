@@ -466,6 +466,6 @@ public sealed class DiffusionTests
         Assert.Equal(SamplerKind.DpmSolverPP2M, Samplers.Parse("dpm++2m"));
         Assert.Throws<LdmException>(() => Samplers.Parse("euler"));
         Assert.Equal(50, Samplers.CreateDiffusion(new DiffusionConfig(), 50).NumTimesteps);
-        Assert.Throws<LdmException>(() => Samplers.CreateDiffusion(new DiffusionConfig(), 0));
+        Assert.Throws<LdmOptionException>(() => Samplers.CreateDiffusion(new DiffusionConfig(), 0));
     }
 }

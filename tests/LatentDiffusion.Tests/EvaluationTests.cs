@@ -378,7 +378,7 @@ public sealed class EvaluationTests
         Npz.Write(refNpz, new Dictionary<string, Tensor> { ["arr_0"] = reference.permute(0, 2, 3, 1).contiguous(), ["arr_1"] = referenceLabels });
         string json = Path.Combine(dir, "report.json");
         var root = new System.CommandLine.RootCommand { Cli.Commands.EvaluateCommand.Create() };
-        int code = Cli.CliRunner.Run(root, ["evaluate", "--model", ckpt, "--num-samples", "6", "--classes", "1,2", "--steps", "2", "--guidance", "1.5",
+        int code = Cli.CliRunner.Run(root, ["evaluate", "--model", ckpt, "--num", "6", "--classes", "1,2", "--steps", "2", "--guidance", "1.5",
             "--sampler", "ddpm", "--seed", "3", "--batch-size", "4", "--features", $"classifier:{clf}", "--reference", refNpz, "--out", json]);
         Assert.Equal(0, code);
         var report = EvaluationReport.Load(json);

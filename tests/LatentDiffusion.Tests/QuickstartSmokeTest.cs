@@ -20,8 +20,8 @@ public sealed class QuickstartSmokeTest(ITestOutputHelper output) : IDisposable
     {
         var clock = Stopwatch.StartNew();
         string run = Path.Combine(_dir, "run"), samples = Path.Combine(_dir, "samples");
-        var train = CliTestHost.Run("train", "--data", "shapes", "--out", run, "--steps", "3", "--hidden-size", "32", "--depth", "2",
-            "--num-heads", "2", "--patch-size", "8", "--num-images", "64", "--batch-size", "8", "--log-every", "1", "--seed", "1");
+        var train = CliTestHost.Run("train", "--data", "shapes:count=64", "--out", run, "--steps", "3", "--hidden-size", "32", "--depth", "2",
+            "--num-heads", "2", "--patch-size", "8", "--batch-size", "8", "--log-every", "1", "--seed", "1");
         Assert.True(train.ExitCode == 0, train.ToString());
         double trainSeconds = clock.Elapsed.TotalSeconds;
         string model = Path.Combine(run, DiffusionTrainer.ModelFile);

@@ -19,13 +19,13 @@ public class RecipeTests
             ["description"] = "test: a tiny latent shapes model",
             ["autoencoder"] = new JsonObject
             {
-                ["data"] = "shapes", ["data-count"] = 48, ["config"] = "f4-32-small", ["steps"] = aeSteps, ["batch-size"] = 4,
+                ["data"] = "shapes:count=48", ["config"] = "f4-32-small", ["steps"] = aeSteps, ["batch-size"] = 4,
                 ["sample-every"] = 1000, ["checkpoint-every"] = 1000,
             },
             ["train"] = new JsonObject
             {
-                ["data"] = "shapes", ["num-images"] = 48, ["preset"] = "S/2", ["hidden-size"] = 32, ["depth"] = 1, ["num-heads"] = 2,
-                ["no-learn-sigma"] = true, ["prediction"] = "v", ["steps"] = 2, ["batch-size"] = 4, ["bf16"] = false, ["log-every"] = 1,
+                ["data"] = "shapes:count=48", ["preset"] = "S/2", ["hidden-size"] = 32, ["depth"] = 1, ["num-heads"] = 2,
+                ["no-learn-sigma"] = true, ["prediction"] = "v", ["steps"] = 2, ["batch-size"] = 4, ["dtype"] = "float32", ["log-every"] = 1,
             },
         };
         string path = Path.Combine(dir, "tiny.json");

@@ -288,7 +288,7 @@ public class TextTests
     public void CliTrainsATinyTextModelOnShapesTextAndSamplesAPrompt()
     {
         string run = RepoPaths.NewTempDir("text-cli-run"), samples = RepoPaths.NewTempDir("text-cli-samples");
-        var (code, err) = RunCli("train", "--data", "shapes-text", "--num-images", "32", "--steps", "2", "--batch-size", "4",
+        var (code, err) = RunCli("train", "--data", "shapes-text:count=32", "--steps", "2", "--batch-size", "4",
             "--preset", "S/4", "--hidden-size", "32", "--depth", "1", "--num-heads", "2", "--patch-size", "8", "--no-learn-sigma", "--out", run);
         Assert.True(code == 0, err);
         string model = Path.Combine(run, DiffusionTrainer.ModelFile);

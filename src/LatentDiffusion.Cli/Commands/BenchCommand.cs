@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
+using LatentDiffusion.Cli.Grammar;
 using LatentDiffusion.Diagnostics;
 using LatentDiffusion.Denoisers;
 using LatentDiffusion.Diffusion;
@@ -25,28 +26,34 @@ public static class BenchCommand
         var block = new Option<string>("--block") { Description = "in-context, adaln-zero or cross-attention.", DefaultValueFactory = _ => "in-context" };
         var inputSize = new Option<int>("--input-size") { Description = "Latent (or image) size; 32 = 256x256 images through an f=8 autoencoder.", DefaultValueFactory = _ => 32 };
         var channels = new Option<int>("--channels") { Description = "Input channels (4 for SD latents).", DefaultValueFactory = _ => 4 };
-        var classes = new Option<int>("--classes") { Description = "Number of classes.", DefaultValueFactory = _ => 1000 };
+        var numClasses = new Option<int>("--num-classes") { Description = "Classes of the benchmarked model.", DefaultValueFactory = _ => 1000 };
+        var classes = CommonOptions.Deprecated<int>("--classes");
         var batch = new Option<int>("--batch-size", "-b") { Description = "Batch size.", DefaultValueFactory = _ => 8 };
-        var dtype = new Option<string>("--dtype") { Description = "float32 or bf16 (bf16: mixed-precision training, bf16 sampling).", DefaultValueFactory = _ => "float32" };
-        var warmup = new Option<int>("--warmup") { Description = "Untimed warm-up runs.", DefaultValueFactory = _ => 2 };
+        var dtype = CommonOptions.Dtype("Compute dtype (bf16: mixed-precision training, bf16 sampling)", "float32", ScalarType.Float32, ScalarType.BFloat16);
+        var warmupRuns = new Option<int>("--warmup-runs") { Description = "Untimed runs before the timed ones.", DefaultValueFactory = _ => 2 };
+        var warmup = CommonOptions.Deprecated<int>("--warmup");
         var runs = new Option<int>("--runs") { Description = "Timed runs (the median is reported).", DefaultValueFactory = _ => 5 };
         var sampleSteps = new Option<int>("--sample-steps") { Description = "DDIM steps per timed sampling run.", DefaultValueFactory = _ => 10 };
         var guidance = new Option<double>("--guidance") { Description = "Guidance scale while sampling (not 1: doubled batch).", DefaultValueFactory = _ => 4.0 };
-        var threads = new Option<int?>("--threads") { Description = "libtorch threads (default: all cores)." };
+        var runtime = CommonOptions.Runtime();
         var only = new Option<string>("--only") { Description = "train, sample or both.", DefaultValueFactory = _ => "both" };
         var command = new Command("bench", "Measure training and sampling throughput and peak memory for a model preset.")
         {
-            preset, block, inputSize, channels, classes, batch, dtype, warmup, runs, sampleSteps, guidance, threads, only,
+            preset, block, inputSize, channels, numClasses, classes, batch, dtype, warmupRuns, warmup, runs, sampleSteps, guidance, only,
         };
+        foreach (var o in runtime.All) command.Options.Add(o);
         command.SetAction(parse =>
         {
-            if (parse.GetValue(threads) is int n) torch.set_num_threads(n);
-            var computeDtype = CliParsing.Dtype(parse.GetValue(dtype));
-            int b = parse.GetValue(batch), nWarm = parse.GetValue(warmup), nRuns = parse.GetValue(runs), steps = parse.GetValue(sampleSteps);
-            if (b < 1 || nWarm < 0 || nRuns < 1 || steps < 1) throw new LdmException("--batch-size, --runs and --sample-steps must be at least 1 and --warmup at least 0.");
+            // Kept in the parsed options for the library's device support; the benchmark runs on the CPU until then.
+            var device = runtime.Apply(parse);
+            var computeDtype = DtypeNames.Parse(parse.GetValue(dtype), ScalarType.Float32, ScalarType.BFloat16);
+            int nWarm = CommonOptions.ReadDeprecated(parse, warmup, "--warmup-runs {}", out int oldWarm) ? oldWarm : parse.GetValue(warmupRuns);
+            int nClasses = CommonOptions.ReadDeprecated(parse, classes, "--num-classes {}", out int oldClasses) ? oldClasses : parse.GetValue(numClasses);
+            int b = parse.GetValue(batch), nRuns = parse.GetValue(runs), steps = parse.GetValue(sampleSteps);
+            if (b < 1 || nWarm < 0 || nRuns < 1 || steps < 1) throw new LdmException("--batch-size, --runs and --sample-steps must be at least 1 and --warmup-runs at least 0.");
             string what = parse.GetValue(only)!.ToLowerInvariant();
             if (what is not ("train" or "sample" or "both")) throw new LdmException($"--only '{what}' is unknown; use train, sample or both.");
-            var cfg = TransformerConfig.FromPreset(parse.GetValue(preset)!, parse.GetValue(inputSize), parse.GetValue(channels), parse.GetValue(classes),
+            var cfg = TransformerConfig.FromPreset(parse.GetValue(preset)!, parse.GetValue(inputSize), parse.GetValue(channels), nClasses,
                 TrainCommand.ParseBlock(parse.GetValue(block)!));
             var info = new DenoiserInfo(cfg, new DiffusionConfig { LearnSigma = cfg.LearnSigma }, DataSpace.Latent, []);
             var result = Run(info, b, computeDtype, nWarm, nRuns, steps, parse.GetValue(guidance), what);
@@ -112,7 +119,7 @@ public static class BenchCommand
                 sampleMax = f32.Images.abs().max().item<float>();
             }
         }
-        return new BenchResult(cfg, parameters, batch, CliParsing.DtypeName(dtype), torch.get_num_threads(),
+        return new BenchResult(cfg, parameters, batch, DtypeNames.Of(dtype), torch.get_num_threads(),
             $"GLIBC_TUNABLES={Environment.GetEnvironmentVariable("GLIBC_TUNABLES") ?? "(unset)"}; native tuning: {(NativeRuntime.Applied.Length > 0 ? NativeRuntime.Applied : "none")}",
             trainSps, trainTimes, sampleIps, sampleSteps, guidance, sampleTimes, maxDiff, relDiff, sampleDiff, sampleMax, ProcessMemory.PeakResidentBytes());
     }
@@ -136,7 +143,7 @@ public static class BenchCommand
         if (r.TrainStepsPerSec is double tps)
             table.AddRow("training steps/s", Markup.Escape($"{tps:F3} ({tps * r.Batch:F1} images/s); runs {string.Join(" ", r.TrainTimes!.Select(x => $"{x:F3}s"))}"));
         if (r.SampleImagesPerSec is double ips)
-            table.AddRow("sampling images/s", Markup.Escape($"{ips:F3} at {r.SampleSteps} DDIM steps, guidance {r.GuidanceScale} ({ips * r.SampleSteps:F2} image-steps/s); runs {string.Join(" ", r.SampleTimes!.Select(x => $"{x:F3}s"))}"));
+            table.AddRow("sampling images/s", Markup.Escape($"{ips:F3} at {r.SampleSteps} ddim steps, guidance {r.GuidanceScale} ({ips * r.SampleSteps:F2} image-steps/s); runs {string.Join(" ", r.SampleTimes!.Select(x => $"{x:F3}s"))}"));
         if (r.Bf16MaxAbsDiff is double d)
             table.AddRow("bf16 vs float32", Markup.Escape($"model output max |diff| {d:G3} ({r.Bf16RelDiff:P2} of max |output|); {r.SampleSteps}-step samples (unclipped latents of a random-weight model) max |diff| {r.Bf16SampleMaxAbsDiff:G3} of max |sample| {r.SampleMaxAbs:G3} ({r.Bf16SampleMaxAbsDiff / r.SampleMaxAbs:P2})"));
         table.AddRow("peak resident memory", $"{r.PeakRssBytes / 1048576.0:F0} MiB");

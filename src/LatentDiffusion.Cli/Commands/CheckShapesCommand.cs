@@ -1,5 +1,8 @@
 using System.CommandLine;
 using System.Text.Json;
+using LatentDiffusion.Cli.Grammar;
+using LatentDiffusion.Data;
+using LatentDiffusion.Denoisers;
 using LatentDiffusion.Evaluation;
 using LatentDiffusion.IO;
 using LatentDiffusion.Pipelines;
@@ -11,27 +14,49 @@ namespace LatentDiffusion.Cli.Commands;
 /// <summary>`ldm check-shapes`: how often a shapes model draws what it is asked (the pixel checker of the test suite).</summary>
 public static class CheckShapesCommand
 {
+    /// <summary>Samples per class (class models) or per prompt kind (text models) without --num.</summary>
+    const int DefaultPerGroup = 20;
+
     public static Command Create()
     {
-        var model = new Option<string>("--model", "-m") { Description = "A class or text model of the shapes data (latent models find their autoencoder beside them).", Required = true };
+        var model = CommonOptions.Model("A class or text model of the shapes data (latent models find their autoencoder beside them).");
         var autoencoder = new Option<string?>("--autoencoder", "-a") { Description = "Latent models: the autoencoder (default: the one the model names, beside it)." };
-        var count = new Option<int>("--num", "-n") { Description = "Class models: samples per class; text models: one-shape and two-shape prompts each.", DefaultValueFactory = _ => 20 };
+        var count = CommonOptions.Num($"{DefaultPerGroup} per class for class models, {DefaultPerGroup} one-shape and {DefaultPerGroup} two-shape prompts for text models; rounded up to the same number in each");
         var steps = new Option<int?>("--steps") { Description = "Sampling steps (default: the model's recommended)." };
+        var sampler = CommonOptions.Sampler(defaultValue: null, note: "default: the model's recommended");
+        var dtype = CommonOptions.Dtype("Compute dtype of the denoiser", "float32", TorchSharp.torch.ScalarType.Float32, TorchSharp.torch.ScalarType.BFloat16, TorchSharp.torch.ScalarType.Float16);
         var guidance = new Option<double?>("--guidance", "-g") { Description = "Classifier-free guidance scale (default: the model's recommended)." };
-        var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 0 };
-        var output = new Option<string?>("--out") { Description = "Also write the result as JSON here." };
+        var seed = CommonOptions.Seed("noise");
+        var output = new Option<string?>("--out", "-o") { Description = "Also write the result as JSON here." };
+        var runtime = CommonOptions.Runtime();
         var command = new Command("check-shapes", "Sample a shapes model and read its images back: kind, colour (and for text models size and position) right, in percent.")
-        { model, autoencoder, count, steps, guidance, seed, output };
+        { model, autoencoder, count, steps, sampler, dtype, guidance, seed, output };
+        foreach (var o in runtime.All) command.Options.Add(o);
         command.SetAction(p =>
         {
+            var device = runtime.Apply(p);
             string path = CliParsing.ExistingFile(p.GetValue(model)!, "--model");
-            string? aePath = p.GetValue(autoencoder) is { } a ? CliParsing.ExistingFile(a, "--autoencoder") : null;
-            using var pipe = DiffusionPipeline.Load(path, autoencoderPath: aePath);
+            var info = DenoiserCheckpoint.PeekInfo(path);
+            // --num is the total; the checker draws the same number per class (class models) or per prompt kind (text models).
+            int groups = info.Condition == ConditionKind.Text ? 2 : ShapesDataset.NumClasses;
+            int total = p.GetValue(count) ?? DefaultPerGroup * groups;
+            if (total < 1) throw new LdmException($"--num must be at least 1, got {total}.");
+            int perGroup = (total + groups - 1) / groups;
+            var recommended = SamplingOptions.From(info.SamplingOrDefault);
+            var options = recommended with
             {
-                var d = pipe.DefaultOptions;
-                var options = d with { Steps = p.GetValue(steps) ?? d.Steps, GuidanceScale = p.GetValue(guidance) ?? d.GuidanceScale, Seed = p.GetValue(seed), BatchSize = 64 };
-                options.Validate();
-                var result = ShapesEvaluation.Run(pipe, p.GetValue(count), options);
+                Sampler = p.GetValue(sampler) is { } name ? SamplerNames.Parse(name) : recommended.Sampler,
+                Steps = p.GetValue(steps) ?? recommended.Steps,
+                GuidanceScale = p.GetValue(guidance) ?? recommended.GuidanceScale,
+                Seed = p.GetValue(seed),
+                BatchSize = 64,
+            };
+            options.Validate();
+            string? aePath = p.GetValue(autoencoder) is { } a ? CliParsing.ExistingFile(a, "--autoencoder") : null;
+            using var pipe = DiffusionPipeline.Load(path, device,
+                DtypeNames.Parse(p.GetValue(dtype), TorchSharp.torch.ScalarType.Float32, TorchSharp.torch.ScalarType.BFloat16, TorchSharp.torch.ScalarType.Float16), aePath);
+            {
+                var result = ShapesEvaluation.Run(pipe, perGroup, options);
                 var table = new Table().AddColumn("measure").AddColumn("value");
                 table.AddRow("model", Markup.Escape(path));
                 table.AddRow("images", result.Images.ToString());
@@ -39,7 +64,7 @@ public static class CheckShapesCommand
                 if (result.TwoShapeAccuracy is { } two) table.AddRow("two-shape prompts right", $"{100 * two:F1} %");
                 if (result.Condition == "text") table.AddRow("one-shape prompts, kind and colour right", $"{100 * result.KindAndColourAccuracy:F1} %");
                 foreach (var (group, acc) in result.PerGroup) table.AddRow(Markup.Escape(group), $"{100 * acc:F0} %");
-                table.AddRow("sampling", $"{Samplers.Name(options.Sampler)} {options.Steps} steps, guidance {options.GuidanceScale}, seed {options.Seed}, {result.Seconds:F1} s");
+                table.AddRow("sampling", $"{SamplerNames.Of(options.Sampler)} {options.Steps} steps, guidance {options.GuidanceScale}, seed {options.Seed}, {result.Seconds:F1} s");
                 AnsiConsole.Write(table);
                 if (p.GetValue(output) is { } outPath)
                     AtomicFile.WriteAllText(outPath, JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));

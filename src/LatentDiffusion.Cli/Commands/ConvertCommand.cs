@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using LatentDiffusion.Autoencoders;
+using LatentDiffusion.Cli.Grammar;
 using TorchSharp;
 
 namespace LatentDiffusion.Cli.Commands;
@@ -28,7 +29,7 @@ public static class ConvertCommand
         {
             Description = "Official weights: diffusers diffusion_pytorch_model.safetensors, a CompVis/SD .ckpt, or a state-dict .safetensors.",
         };
-        var output = new Option<string>("--output", "-o") { Description = "Checkpoint file to write (.safetensors).", Required = true };
+        var output = CommonOptions.Out("Checkpoint file to write (.safetensors).");
         var kind = new Option<string>("--kind")
         {
             Description = $"Which model the weights are: {string.Join(", ", Converters.Keys)}.",
@@ -42,11 +43,7 @@ public static class ConvertCommand
         {
             Description = "Latent scale factor stored with an autoencoder (default 0.18215 for the sd preset, else 1).",
         };
-        var dtype = new Option<string>("--dtype")
-        {
-            Description = "Storage dtype of the weights: float32, bfloat16 or float16.",
-            DefaultValueFactory = _ => "float32",
-        };
+        var dtype = CommonOptions.Dtype("Storage dtype of the weights");
         var numHeads = new Option<int?>("--num-heads")
         {
             Description = "DiT only: attention heads, when the width and depth are not one of DiT's presets (the weights do not show it).",
@@ -67,13 +64,8 @@ public static class ConvertCommand
         return command;
     }
 
-    static torch.ScalarType? ParseDtype(string s) => s.ToLowerInvariant() switch
-    {
-        "float32" or "fp32" or "f32" => null,
-        "bfloat16" or "bf16" => torch.ScalarType.BFloat16,
-        "float16" or "fp16" or "f16" => torch.ScalarType.Float16,
-        _ => throw new LdmException($"unknown --dtype '{s}'; use float32, bfloat16 or float16."),
-    };
+    /// <summary>null for float32: the weights are stored as they are read.</summary>
+    static torch.ScalarType? ParseDtype(string s) => DtypeNames.Parse(s) is var t && t == torch.ScalarType.Float32 ? null : t;
 
     static string ConvertAutoencoder(Request r)
     {

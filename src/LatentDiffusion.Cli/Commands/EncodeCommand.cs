@@ -1,5 +1,6 @@
 using System.CommandLine;
 using LatentDiffusion.Autoencoders;
+using LatentDiffusion.Cli.Grammar;
 using LatentDiffusion.Data;
 using Spectre.Console;
 using TorchSharp;
@@ -12,22 +13,28 @@ public static class EncodeCommand
     public static Command Create()
     {
         var autoencoder = new Option<string>("--autoencoder", "-a") { Description = "Autoencoder checkpoint (ldm format; see ldm convert / train-autoencoder).", Required = true };
-        var data = new Option<string>("--data") { Description = DataSpec.Help, DefaultValueFactory = _ => "shapes" };
-        var count = new Option<int>("--data-count") { Description = "Images to generate for the shapes data sets.", DefaultValueFactory = _ => 10_000 };
-        var seed = new Option<int>("--seed") { Description = "Seed of generated data sets.", DefaultValueFactory = _ => 0 };
-        var output = new Option<string>("--out", "-o") { Description = "Cache folder.", Required = true };
+        var data = CommonOptions.Data("Images to encode", "shapes");
+        var count = CommonOptions.Deprecated<int>("--data-count");
+        var seed = CommonOptions.Seed("generated shapes");
+        var output = CommonOptions.Out("Cache folder.");
         var flip = new Option<bool>("--flip") { Description = "Also cache the left-right mirror image of every image." };
         var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 64 };
-        var threads = new Option<int?>("--threads") { Description = "CPU threads for torch (default: all cores)." };
+        var runtime = CommonOptions.Runtime();
         var command = new Command("encode", "Encode a data set into a latent cache for diffusion training.")
         {
-            autoencoder, data, count, seed, output, flip, batch, threads,
+            autoencoder, data, count, seed, output, flip, batch,
         };
+        foreach (var o in runtime.All) command.Options.Add(o);
         command.SetAction(p =>
         {
-            if (p.GetValue(threads) is int t) torch.set_num_threads(Math.Max(1, t));
-            using var ae = AutoencoderKL.Load(p.GetValue(autoencoder)!);
-            using var dataset = DataSpec.Load(p.GetValue(data)!, p.GetValue(count), p.GetValue(seed), ae.Config.Resolution, ae.Config.InChannels);
+            var spec = DataSetSpec.Parse(p.GetValue(data), "--data").Require("--data", "images (a built-in set or an image folder)",
+                DataSetKind.Shapes, DataSetKind.ShapesText, DataSetKind.FashionMnist, DataSetKind.ImageFolder, DataSetKind.CaptionedFolder);
+            if (CommonOptions.ReadDeprecated(p, count, $"--data {spec.Text.Split(':')[0]}:count={{}}", out int n) && spec.IsShapes && spec.Count is null)
+                spec = spec with { Count = n };
+            // Kept for the merge of the library's device support; encoding runs on the CPU until then.
+            var device = runtime.Apply(p);
+            using var ae = AutoencoderKL.Load(CliParsing.ExistingFile(p.GetValue(autoencoder)!, "--autoencoder"));
+            using var dataset = DataSetLoader.Load(spec, 10_000, p.GetValue(seed), ae.Config.Resolution, ae.Config.InChannels);
             string dir = p.GetValue(output)!;
             long written = 0;
             double rate = 0;

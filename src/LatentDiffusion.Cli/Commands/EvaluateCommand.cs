@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using LatentDiffusion.Cli.Grammar;
 using LatentDiffusion.Data;
 using LatentDiffusion.Diagnostics;
 using LatentDiffusion.Evaluation;
@@ -16,69 +17,77 @@ namespace LatentDiffusion.Cli.Commands;
 /// <summary>
 /// `ldm evaluate`: FID (Inception or classifier features), precision/recall, Inception Score and sample accuracy of a
 /// set of generated images against reference images or statistics; writes a JSON report and prints a table.
-/// Sample sets: a folder of images, an .npz of samples (arr_0 uint8 NHWC, arr_1 labels), a data set name, or samples
-/// generated here from a denoiser checkpoint (--model).
+/// Sample sets and references are data-set specs (<see cref="DataSetSpec"/>: a folder of images, an .npz of samples or
+/// statistics, a built-in set), or samples are generated here from a denoiser checkpoint (--model).
 /// </summary>
 public static class EvaluateCommand
 {
     public static Command Create()
     {
-        var samples = new Option<string?>("--samples") { Description = "generated images: a folder, an .npz (arr_0 uint8 NHWC, optional arr_1 labels), or fashion-mnist:train|test / shapes:<seed> (or use --model)" };
-        var model = new Option<string?>("--model", "-m") { Description = "denoiser checkpoint to sample from (instead of --samples; latent-space ones need --autoencoder)" };
-        var numSamples = new Option<int>("--num-samples", "-n") { Description = "with --model: how many samples to generate", DefaultValueFactory = _ => 10000 };
+        var samples = new Option<string?>("--samples") { Description = $"Images to evaluate (or use --model): {DataSetSpec.Syntax} of samples (arr_0 uint8 NHWC, optional arr_1 labels)." };
+        var model = CommonOptions.Model("Denoiser checkpoint to sample from (instead of --samples; latent-space ones find their autoencoder beside them or take --autoencoder).", required: false);
+        var num = CommonOptions.Num("10000; with --model");
+        var numSamples = CommonOptions.Deprecated<int>("--num-samples");
         var classes = new Option<string?>("--classes", "-c") { Description = "with --model: class ids to sample, cycled (3, 0,5,7, 0-9 or all; default all)" };
         var autoencoder = new Option<string?>("--autoencoder", "-a") { Description = "with --model of a latent-space denoiser: the autoencoder checkpoint that decodes its latents" };
-        var dtype = new Option<string>("--dtype") { Description = "with --model: float32, bf16 or f16 for the denoiser", DefaultValueFactory = _ => "float32" };
-        var reference = new Option<string>("--reference") { Description = "reference: a folder, an .npz of statistics (mu, sigma) or of samples (arr_0), or fashion-mnist:train|test / shapes:<seed>", Required = true };
+        var dtype = CommonOptions.Dtype("With --model: compute dtype of the denoiser", "float32", ScalarType.Float32, ScalarType.BFloat16, ScalarType.Float16);
+        var reference = new Option<string>("--reference") { Description = $"Reference images or statistics: {DataSetSpec.Syntax} (of samples, or of statistics mu, sigma).", Required = true };
         var features = new Option<string>("--features") { Description = "feature network: inception, or classifier:<path to a train-classifier checkpoint>", DefaultValueFactory = _ => "inception" };
         var inceptionWeights = new Option<string?>("--inception-weights") { Description = $"path of {FidInceptionV3.WeightsFileName} (default: ${FidInceptionV3.WeightsEnvVar})" };
-        var fashionDir = new Option<string>("--fashion-mnist-dir") { DefaultValueFactory = _ => FashionMnist.DefaultFolder };
-        var output = new Option<string>("--out") { Description = "JSON report to write", DefaultValueFactory = _ => "evaluation.json" };
+        var output = CommonOptions.Out("JSON report to write.", "evaluation.json");
         var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 100 };
         var maxSamples = new Option<long?>("--max-samples") { Description = "use at most this many samples and reference images" };
         var noPr = new Option<bool>("--no-precision-recall") { Description = "skip precision/recall (k-NN over all features)" };
         var k = new Option<int>("--k") { Description = "neighbours for precision/recall", DefaultValueFactory = _ => 3 };
-        var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 0 };
+        var seed = CommonOptions.Seed("noise of --model samples, generated shapes, precision/recall subsets");
         var exportNpz = new Option<string?>("--export-npz") { Description = "also write the samples as .npz (arr_0 uint8 NHWC, arr_1 labels): the ADM evaluation-suite format" };
         var saveStats = new Option<string?>("--save-reference-stats") { Description = "write the reference's feature statistics (pytorch-fid .npz: mu, sigma)" };
-        var sampler = new Option<string?>("--sampler") { Description = "with --model: ddim, ddpm or dpm++2m (default: the model's recommended); else recorded in the report as the sampler that made the samples" };
+        var sampler = CommonOptions.Sampler(null, "with --model the sampler to use (default: the model's recommended), else recorded in the report as the one that made the samples");
         var steps = new Option<int?>("--steps") { Description = "with --model: sampling steps (default: the model's recommended); else recorded in the report" };
         var guidance = new Option<double?>("--guidance", "-g") { Description = "with --model: classifier-free guidance scale (1 = none; default: the model's recommended); else recorded in the report" };
-        var threads = new Option<int>("--threads") { Description = "CPU threads (0: all)", DefaultValueFactory = _ => 0 };
+        var runtime = CommonOptions.Runtime();
 
         var command = new Command("evaluate", "Measure generated images: FID, precision/recall, Inception Score, sample accuracy.")
-        { samples, model, numSamples, classes, autoencoder, dtype, reference, features, inceptionWeights, fashionDir, output, batch, maxSamples, noPr, k, seed, exportNpz, saveStats, sampler, steps, guidance, threads };
+        { samples, model, num, numSamples, classes, autoencoder, dtype, reference, features, inceptionWeights, output, batch, maxSamples, noPr, k, seed, exportNpz, saveStats, sampler, steps, guidance };
+        foreach (var o in runtime.All) command.Options.Add(o);
         command.SetAction(r =>
         {
-            if (r.GetValue(threads) is > 0 and var t) torch.set_num_threads(t);
+            var device = runtime.Apply(r);
+            var samplerKind = r.GetValue(sampler) is { } samplerName ? SamplerNames.Parse(samplerName) : (SamplerKind?)null;
+            var computeDtype = DtypeNames.Parse(r.GetValue(dtype), ScalarType.Float32, ScalarType.BFloat16, ScalarType.Float16);
+            int count = CommonOptions.ReadDeprecated(r, numSamples, "--num {}", out int oldCount) ? oldCount : r.GetValue(num) ?? 10000;
+            long seedValue = r.GetValue(seed);
+            var samplesSpec = r.GetValue(samples) is { } samplesText
+                ? DataSetSpec.Parse(samplesText, "--samples").Require("--samples", "images (a built-in set, an image folder or an .npz of samples)",
+                    DataSetKind.Shapes, DataSetKind.ShapesText, DataSetKind.FashionMnist, DataSetKind.ImageFolder, DataSetKind.CaptionedFolder, DataSetKind.SamplesNpz)
+                : null;
+            var referenceSpec = DataSetSpec.Parse(r.GetValue(reference), "--reference").Require("--reference", "images or statistics (a built-in set, an image folder or an .npz)",
+                DataSetKind.Shapes, DataSetKind.ShapesText, DataSetKind.FashionMnist, DataSetKind.ImageFolder, DataSetKind.CaptionedFolder, DataSetKind.SamplesNpz, DataSetKind.StatisticsNpz);
             using var extractor = CreateExtractor(r.GetValue(features)!, r.GetValue(inceptionWeights));
-            string fmDir = r.GetValue(fashionDir)!;
             var disposables = new List<IDisposable>();
             try
             {
-                string? modelPath = r.GetValue(model), samplesSpec = r.GetValue(samples);
+                string? modelPath = r.GetValue(model);
                 if ((modelPath is null) == (samplesSpec is null))
                     throw new LdmException("give either --samples (images to evaluate) or --model (a denoiser checkpoint to sample from), not both or neither.");
                 PipelineSampleSource? generated = null;
                 ISampleSource sampleSource;
                 if (modelPath is not null)
                 {
-                    generated = OpenModel(CliParsing.ExistingFile(modelPath, "--model"), r.GetValue(classes), r.GetValue(numSamples),
-                        CliParsing.Dtype(r.GetValue(dtype)), d => d with
+                    generated = OpenModel(CliParsing.ExistingFile(modelPath, "--model"), r.GetValue(classes), count, device, computeDtype, d => d with
                         {
-                            Sampler = r.GetValue(sampler) is { } name ? Samplers.Parse(name) : d.Sampler,
+                            Sampler = samplerKind ?? d.Sampler,
                             Steps = r.GetValue(steps) ?? d.Steps,
                             GuidanceScale = r.GetValue(guidance) ?? d.GuidanceScale,
-                            Seed = r.GetValue(seed),
+                            Seed = seedValue,
                             BatchSize = r.GetValue(batch),
                         }, extractor, r.GetValue(autoencoder), disposables);
                     sampleSource = generated;
                 }
                 else if (r.GetValue(autoencoder) is not null)
                     throw new LdmException("--autoencoder decodes the latents of a --model; --samples are images already, so drop --autoencoder.");
-                else sampleSource = OpenSource(samplesSpec!, extractor.Channels, fmDir, disposables);
-                var referenceSpec = r.GetValue(reference)!;
-                var refSet = OpenReference(referenceSpec, extractor.Channels, fmDir, disposables);
+                else sampleSource = OpenSource(samplesSpec!, extractor.Channels, seedValue, disposables);
+                var refSet = OpenReference(referenceSpec, extractor.Channels, seedValue, disposables);
                 var options = new EvaluationOptions
                 {
                     BatchSize = r.GetValue(batch), MaxSamples = r.GetValue(maxSamples), PrecisionRecall = !r.GetValue(noPr),
@@ -94,14 +103,14 @@ public static class EvaluateCommand
                 using (result)
                 {
                     var report = generated is null
-                        ? result!.Report with { Sampler = r.GetValue(sampler), Steps = r.GetValue(steps), Guidance = r.GetValue(guidance) }
+                        ? result!.Report with { Sampler = samplerKind is { } given ? SamplerNames.Of(given) : null, Steps = r.GetValue(steps), Guidance = r.GetValue(guidance) }
                         : result!.Report with
                         {
                             Model = modelPath,
                             Sampler = Samplers.Name(generated.Options.Sampler),
                             Steps = generated.Options.Steps,
                             Guidance = generated.Options.GuidanceScale,
-                            Dtype = CliParsing.DtypeName(generated.Pipeline.Dtype),
+                            Dtype = DtypeNames.Of(generated.Pipeline.Dtype),
                         };
                     string outPath = r.GetValue(output)!;
                     report.Save(outPath);
@@ -129,7 +138,7 @@ public static class EvaluateCommand
 
     /// <summary>A denoiser checkpoint as a sample source (latent models decoded by their autoencoder: <paramref name="autoencoderPath"/>, else the one
     /// beside the model); its classes must be the classifier's when sample accuracy is measured with one.</summary>
-    static PipelineSampleSource OpenModel(string path, string? classes, int count, torch.ScalarType dtype, Func<SamplingOptions, SamplingOptions> settings,
+    static PipelineSampleSource OpenModel(string path, string? classes, int count, Device device, torch.ScalarType dtype, Func<SamplingOptions, SamplingOptions> settings,
         IFeatureExtractor extractor, string? autoencoderPath, List<IDisposable> disposables)
     {
         var info = DenoiserCheckpoint.PeekInfo(path);
@@ -139,7 +148,7 @@ public static class EvaluateCommand
         if (extractor.ClassNames.Count > 0 && info.ClassNames.Count > 0 && !extractor.ClassNames.SequenceEqual(info.ClassNames))
             throw new LdmException($"the classifier's classes ({string.Join(", ", extractor.ClassNames.Take(4))}, ...) are not the model's ({string.Join(", ", info.ClassNames.Take(4))}, ...), so sample accuracy would compare different labels; use a classifier trained on the model's data set.");
         var ids = CliParsing.ClassIds(classes, info.Backbone.NumClasses);
-        var pipeline = DiffusionPipeline.Load(path, dtype: dtype, autoencoderPath: autoencoderPath);
+        var pipeline = DiffusionPipeline.Load(path, device, dtype, autoencoderPath);
         disposables.Add(pipeline);
         if (extractor.Channels != pipeline.ImageChannels && extractor is ClassifierFeatureExtractor)
             Console.Error.WriteLine($"note: the model makes {pipeline.ImageChannels}-channel images, the classifier takes {extractor.Channels}; they are converted.");
@@ -152,7 +161,7 @@ public static class EvaluateCommand
         long count = Math.Min(source.Count!.Value, options.MaxSamples ?? long.MaxValue);
         int perBatch = source.Options.BatchSize, steps = source.Options.Steps;
         double total = (count + perBatch - 1) / perBatch * (double)steps;
-        string what = $"({Samplers.Name(source.Options.Sampler)}, {steps} steps, guidance {source.Options.GuidanceScale:G})";
+        string what = $"({SamplerNames.Of(source.Options.Sampler)}, {steps} steps, guidance {source.Options.GuidanceScale:G})";
         return ConsoleProgress.Run($"sampling {count} images", total, report =>
         {
             source.OnProgress = p => report(p.ImagesDone / perBatch * p.StepsPerBatch + p.Step, what);
@@ -163,51 +172,45 @@ public static class EvaluateCommand
 
     static IFeatureExtractor CreateExtractor(string spec, string? inceptionWeights)
     {
-        if (spec == "inception") return InceptionFeatureExtractor.Load(inceptionWeights);
+        if (spec == "inception")
+        {
+            if (inceptionWeights is not null) CliParsing.ExistingFile(inceptionWeights, "--inception-weights");
+            else if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable(FidInceptionV3.WeightsEnvVar)))
+                throw new LdmException($"the FID Inception weights are not set; download {FidInceptionV3.WeightsUrl} and pass it with --inception-weights (or set {FidInceptionV3.WeightsEnvVar}), or use --features classifier:PATH.");
+            return InceptionFeatureExtractor.Load(inceptionWeights);
+        }
         if (spec.StartsWith("classifier:", StringComparison.Ordinal) && spec.Length > "classifier:".Length)
-            return ClassifierFeatureExtractor.Load(spec["classifier:".Length..]);
+            return ClassifierFeatureExtractor.Load(CliParsing.ExistingFile(spec["classifier:".Length..], "--features classifier:"));
         throw new LdmException($"--features '{spec}' is not known; use inception or classifier:<path to a checkpoint from ldm train-classifier>.");
     }
 
-    /// <summary>A data set name, a folder or an .npz of samples.</summary>
-    internal static ISampleSource OpenSource(string spec, int channels, string fashionDir, List<IDisposable> owned)
+    /// <summary>Images generated for a shapes spec without a count (as many as a quick FID needs).</summary>
+    const int DefaultShapesCount = 2000;
+
+    /// <summary>The samples a spec names: a built-in set, a folder or an .npz of samples.</summary>
+    internal static ISampleSource OpenSource(DataSetSpec spec, int channels, long seed, List<IDisposable> owned)
     {
-        if (spec.StartsWith("fashion-mnist", StringComparison.Ordinal))
+        switch (spec.Kind)
         {
-            bool train = spec switch
-            {
-                "fashion-mnist" or "fashion-mnist:test" => false,
-                "fashion-mnist:train" => true,
-                _ => throw new LdmException($"'{spec}' is not a Fashion-MNIST split; use fashion-mnist:train or fashion-mnist:test."),
-            };
-            var ds = FashionMnist.Load(fashionDir, train);
-            owned.Add(ds);
-            return new DatasetSampleSource(ds);
+            case DataSetKind.ImageFolder or DataSetKind.CaptionedFolder: return new ImageFolderSampleSource(spec.Path!, channels);
+            case DataSetKind.SamplesNpz: return new NpzSampleSource(spec.Path!);
+            default:
+                // Built-in sets come as images of their own size; the folder arguments are unused for them.
+                var ds = DataSetLoader.Load(spec, DefaultShapesCount, seed, 0, channels);
+                owned.Add(ds);
+                return new DatasetSampleSource(ds);
         }
-        if (spec.StartsWith("shapes:", StringComparison.Ordinal))
-        {
-            var parts = spec.Split(':');
-            if (parts.Length is < 2 or > 3 || !int.TryParse(parts[1], out int seed))
-                throw new LdmException($"'{spec}' is not a shapes set; use shapes:<seed> or shapes:<seed>:<count>.");
-            int count = parts.Length == 3 && int.TryParse(parts[2], out int c) && c > 0 ? c : 2000;
-            var ds = ShapesDataset.Generate(count, seed, text: false);
-            owned.Add(ds);
-            return new DatasetSampleSource(ds);
-        }
-        if (Directory.Exists(spec)) return new ImageFolderSampleSource(spec, channels);
-        if (File.Exists(spec) && spec.EndsWith(".npz", StringComparison.OrdinalIgnoreCase)) return new NpzSampleSource(spec);
-        throw new LdmException($"'{spec}' is neither a folder, an .npz file nor a data set name; pass a folder of images, an .npz, fashion-mnist:train|test or shapes:<seed>.");
     }
 
-    static EvaluationReference OpenReference(string spec, int channels, string fashionDir, List<IDisposable> owned)
+    static EvaluationReference OpenReference(DataSetSpec spec, int channels, long seed, List<IDisposable> owned)
     {
-        if (File.Exists(spec) && spec.EndsWith(".npz", StringComparison.OrdinalIgnoreCase) && Npz.Names(spec).Contains("mu"))
+        if (spec.Kind == DataSetKind.StatisticsNpz)
         {
-            var stats = FeatureStatistics.Load(spec);
+            var stats = FeatureStatistics.Load(spec.Path!);
             owned.Add(stats);
-            return EvaluationReference.FromStatistics(stats, spec);
+            return EvaluationReference.FromStatistics(stats, spec.Path!);
         }
-        return EvaluationReference.FromImages(OpenSource(spec, channels, fashionDir, owned));
+        return EvaluationReference.FromImages(OpenSource(spec, channels, seed, owned));
     }
 
     static void PrintTable(EvaluationReport report)

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using LatentDiffusion.Cli.Grammar;
 using LatentDiffusion.IO;
 using LatentDiffusion.Text;
 using LatentDiffusion.Denoisers;
@@ -14,13 +15,13 @@ public static class ExportCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model", "-m") { Description = "The denoiser to export (a run's model.safetensors).", Required = true };
+        var model = CommonOptions.Model("The denoiser to export (a run's model.safetensors).");
         var autoencoder = new Option<string?>("--autoencoder", "-a") { Description = "Latent models: its autoencoder (default: the one it names, beside it)." };
-        var output = new Option<string>("--out", "-o") { Description = "The exported model file.", Required = true };
+        var output = CommonOptions.Out("The exported model file.");
         var aeName = new Option<string?>("--autoencoder-name") { Description = "File name of the autoencoder beside the exported model (default: MODEL-autoencoder.safetensors)." };
-        var dtype = new Option<string>("--dtype") { Description = "Storage precision of the denoiser: float32, bf16 or f16 (loaded back as float32).", DefaultValueFactory = _ => "float32" };
+        var dtype = CommonOptions.Dtype("Storage dtype of the denoiser (loaded back as float32)");
         var guidance = new Option<double?>("--guidance", "-g") { Description = "Store this guidance scale as the model's recommended one (1 = none)." };
-        var sampler = new Option<string?>("--sampler") { Description = "Store this sampler (ddim, ddpm or dpm++2m) as the model's recommended one." };
+        var sampler = CommonOptions.Sampler(defaultValue: null, note: "stored as the model's recommended one");
         var steps = new Option<int?>("--steps") { Description = "Store this step count as the model's recommended one." };
         var command = new Command("export", "Copy a trained model and its autoencoder into a models folder, the model naming the autoencoder beside it; optionally set its recommended sampling settings.")
         { model, autoencoder, output, aeName, dtype, guidance, sampler, steps };
@@ -30,13 +31,8 @@ public static class ExportCommand
             string dst = p.GetValue(output)!;
             if (!dst.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
                 throw new LdmException($"--out '{dst}' must be a .safetensors file.");
-            var storage = p.GetValue(dtype)!.Trim().ToLowerInvariant() switch
-            {
-                "float32" or "f32" => (TorchSharp.torch.ScalarType?)null,
-                "bf16" or "bfloat16" => TorchSharp.torch.ScalarType.BFloat16,
-                "f16" or "float16" => TorchSharp.torch.ScalarType.Float16,
-                var other => throw new LdmException($"--dtype '{other}' is unknown; use float32, bf16 or f16."),
-            };
+            var parsed = DtypeNames.Parse(p.GetValue(dtype));
+            var storage = parsed == TorchSharp.torch.ScalarType.Float32 ? null : (TorchSharp.torch.ScalarType?)parsed;
             string dir = Path.GetDirectoryName(Path.GetFullPath(dst))!;
             Directory.CreateDirectory(dir);
             var info = DenoiserCheckpoint.PeekInfo(src);
@@ -54,11 +50,11 @@ public static class ExportCommand
             sampling = sampling with
             {
                 GuidanceScale = p.GetValue(guidance) ?? sampling.GuidanceScale,
-                Sampler = p.GetValue(sampler) is { } name ? Samplers.Parse(name) : sampling.Sampler,
+                Sampler = p.GetValue(sampler) is { } name ? SamplerNames.Parse(name) : sampling.Sampler,
                 Steps = p.GetValue(steps) ?? sampling.Steps,
             };
             DenoiserCheckpoint.Rewrite(src, dst, i => i with { Autoencoder = aeName1, Sampling = sampling }, storage ?? TorchSharp.torch.ScalarType.Float32);
-            Console.WriteLine($"wrote {dst} ({new FileInfo(dst).Length / 1e6:F1} MB; sampling {Samplers.Name(sampling.Sampler)}, {sampling.Steps} steps, guidance {sampling.GuidanceScale:G}){(aeName1 != null ? $" and its autoencoder {Path.Combine(dir, aeName1)}" : "")}");
+            Console.WriteLine($"wrote {dst} ({new FileInfo(dst).Length / 1e6:F1} MB; sampling {SamplerNames.Of(sampling.Sampler)}, {sampling.Steps} steps, guidance {sampling.GuidanceScale:G}){(aeName1 != null ? $" and its autoencoder {Path.Combine(dir, aeName1)}" : "")}");
             return 0;
         });
         return command;

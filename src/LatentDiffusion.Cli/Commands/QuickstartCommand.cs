@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
+using LatentDiffusion.Cli.Grammar;
 using LatentDiffusion.IO;
 using LatentDiffusion.Pipelines;
 using LatentDiffusion.Training;
@@ -25,17 +26,21 @@ public static class QuickstartCommand
 
     public static Command Create()
     {
-        var output = new Option<string>("--out", "-o") { Description = "Output folder.", DefaultValueFactory = _ => "out/quickstart" };
+        var output = CommonOptions.Out("Output folder.", "out/quickstart");
+        var runtime = CommonOptions.Runtime();
         var models = new Option<string?>("--models") { Description = "Folder of the shipped models (default: models/ of the repository)." };
         var train = new Option<bool>("--train") { Description = "Train the shapes class model from scratch first (recipes/shapes-class.json, about 45 minutes on 2 cores) and sample it." };
         var steps = new Option<int?>("--steps") { Description = "With --train: training steps instead of the recipe's." };
-        var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 0, Description = "Seed of the samples." };
+        var seed = CommonOptions.Seed("noise of the samples");
         var command = new Command("quickstart", "Sample the shipped models (class grid, prompt grid) in seconds; --train trains the shapes model from scratch first.")
         {
             output, models, train, steps, seed,
         };
+        foreach (var o in runtime.All) command.Options.Add(o);
         command.SetAction(parse =>
         {
+            // Kept in the parsed options for the pipeline's device support; sampling runs on the CPU until then.
+            var device = runtime.Apply(parse);
             string outDir = CliParsing.OutputFolder(parse.GetValue(output)!, "--out");
             long seedValue = parse.GetValue(seed);
             var written = new List<string>();

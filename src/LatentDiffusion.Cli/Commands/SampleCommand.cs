@@ -1,5 +1,6 @@
 using System.CommandLine;
 using LatentDiffusion.Denoisers;
+using LatentDiffusion.Cli.Grammar;
 using LatentDiffusion.Diffusion;
 using LatentDiffusion.IO;
 using LatentDiffusion.Pipelines;
@@ -13,19 +14,20 @@ public static class SampleCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model", "-m") { Description = "Denoiser checkpoint (.safetensors made by ldm train or ldm convert).", Required = true };
+        var model = CommonOptions.Model("Denoiser checkpoint (.safetensors made by ldm train or ldm convert).");
         var classes = new Option<string?>("--classes", "-c") { Description = "Class models: class ids 3, 0,5,7, 0-11 or all (default all). Cycled to fill --num." };
         var prompt = new Option<string[]>("--prompt", "-p") { Description = "Text models: a caption to draw (repeat the option for several). Cycled to fill --num." };
         var promptsFile = new Option<string?>("--prompts-file") { Description = "Text models: a text file with one caption per line (blank lines skipped)." };
-        var num = new Option<int?>("--num", "-n") { Description = "Number of images (default: 4 per listed class or prompt, at most 64)." };
+        var num = CommonOptions.Num("4 per listed class or prompt, at most 64");
         var guidance = new Option<double?>("--guidance", "-g") { Description = "Classifier-free guidance scale (1 = none; default: the model's recommended, e.g. 1 for the shipped shapes class model)." };
-        var sampler = new Option<string?>("--sampler") { Description = "ddim, ddpm or dpm++2m (default: the model's recommended, usually ddim)." };
+        var sampler = CommonOptions.Sampler(defaultValue: null, note: "default: the model's recommended, usually ddim");
         var steps = new Option<int?>("--steps") { Description = "Sampling steps (default: the model's recommended, usually 50)." };
         var eta = new Option<double>("--eta") { Description = "DDIM eta (0 = deterministic).", DefaultValueFactory = _ => 0.0 };
-        var seed = new Option<long>("--seed") { Description = "Random seed (same seed, same images).", DefaultValueFactory = _ => 0 };
+        var seed = CommonOptions.Seed("noise");
         var batch = new Option<int>("--batch-size") { Description = "Images per model batch.", DefaultValueFactory = _ => 32 };
-        var dtype = new Option<string>("--dtype") { Description = "float32, bf16 or f16 (the denoiser's weights and activations).", DefaultValueFactory = _ => "float32" };
-        var output = new Option<string>("--out", "-o") { Description = "Output folder.", DefaultValueFactory = _ => "samples" };
+        var dtype = CommonOptions.Dtype("Compute dtype of the denoiser (its weights and activations)", "float32", ScalarType.Float32, ScalarType.BFloat16, ScalarType.Float16);
+        var output = CommonOptions.Out("Output folder.", "samples");
+        var runtime = CommonOptions.Runtime();
         var columns = new Option<int?>("--columns") { Description = "Grid columns (default: one row per listed class when they fit)." };
         var autoencoder = new Option<string?>("--autoencoder", "-a") { Description = "Latent-space models: the autoencoder checkpoint (ldm train-autoencoder / ldm convert --kind autoencoder) that decodes the latents into PNGs (default: the one the model names, when it lies beside the model file)." };
 
@@ -33,8 +35,10 @@ public static class SampleCommand
         {
             model, classes, prompt, promptsFile, num, guidance, sampler, steps, eta, seed, batch, dtype, output, columns, autoencoder,
         };
+        foreach (var o in runtime.All) command.Options.Add(o);
         command.SetAction(parse =>
         {
+            var device = runtime.Apply(parse);
             string modelPath = CliParsing.ExistingFile(parse.GetValue(model)!, "--model");
             var info = DenoiserCheckpoint.PeekInfo(modelPath);
             bool text = info.Condition == ConditionKind.Text;
@@ -56,7 +60,7 @@ public static class SampleCommand
             var recommended = SamplingOptions.From(info.SamplingOrDefault);
             var options = recommended with
             {
-                Sampler = parse.GetValue(sampler) is { } s ? Samplers.Parse(s) : recommended.Sampler,
+                Sampler = parse.GetValue(sampler) is { } s ? SamplerNames.Parse(s) : recommended.Sampler,
                 Steps = parse.GetValue(steps) ?? recommended.Steps,
                 GuidanceScale = parse.GetValue(guidance) ?? recommended.GuidanceScale,
                 Eta = parse.GetValue(eta),
@@ -71,7 +75,8 @@ public static class SampleCommand
             // A latent model without an autoencoder (given, or named beside the model) writes its latents.
             bool decode = info.IsPixelSpace || aePath != null || info.AutoencoderBeside(modelPath) != null;
             // Loaded (and the autoencoder checked against the model) before anything is written.
-            using var pipe = DiffusionPipeline.Load(modelPath, dtype: CliParsing.Dtype(parse.GetValue(dtype)), autoencoderPath: aePath, decode: decode);
+            using var pipe = DiffusionPipeline.Load(modelPath, device,
+                DtypeNames.Parse(parse.GetValue(dtype), ScalarType.Float32, ScalarType.BFloat16, ScalarType.Float16), aePath, decode);
             string outDir = CliParsing.OutputFolder(parse.GetValue(output)!, "--out");
             int totalSteps = (count + options.BatchSize - 1) / options.BatchSize * options.Steps;
             var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -79,14 +84,14 @@ public static class SampleCommand
             using var samples = ConsoleProgress.Run($"sampling {count} images", totalSteps, report =>
             {
                 Action<GenerationProgress> onProgress = p =>
-                    report(p.ImagesDone / options.BatchSize * p.StepsPerBatch + p.Step, $"({Samplers.Name(options.Sampler)}, {options.Steps} steps, guidance {options.GuidanceScale:G})");
+                    report(p.ImagesDone / options.BatchSize * p.StepsPerBatch + p.Step, $"({SamplerNames.Of(options.Sampler)}, {options.Steps} steps, guidance {options.GuidanceScale:G})");
                 return text ? pipe.Generate(labels.Select(i => prompts[i]).ToList(), options, onProgress) : pipe.Generate(labels, options, onProgress);
             });
             double seconds = clock.Elapsed.TotalSeconds;
             int gridColumns = parse.GetValue(columns) ?? DefaultColumns(labels);
             string written = WriteOutputs(samples, outDir, gridColumns);
             string decoded = pipe.Autoencoder != null ? ", decoded by the autoencoder" : "";
-            Console.WriteLine($"{count} samples in {seconds:F1} s ({count / seconds:F2} images/s{decoded}; {Samplers.Name(options.Sampler)}, {options.Steps} steps, guidance {options.GuidanceScale:G}); wrote {written}");
+            Console.WriteLine($"{count} samples in {seconds:F1} s ({count / seconds:F2} images/s{decoded}; {SamplerNames.Of(options.Sampler)}, {options.Steps} steps, guidance {options.GuidanceScale:G}); wrote {written}");
             return 0;
         });
         return command;

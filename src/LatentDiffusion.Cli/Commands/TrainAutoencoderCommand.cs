@@ -1,5 +1,6 @@
 using System.CommandLine;
 using LatentDiffusion.Autoencoders;
+using LatentDiffusion.Cli.Grammar;
 using LatentDiffusion.Training;
 using Spectre.Console;
 using TorchSharp;
@@ -11,11 +12,11 @@ public static class TrainAutoencoderCommand
 {
     public static Command Create()
     {
-        var data = new Option<string>("--data") { Description = DataSpec.Help, DefaultValueFactory = _ => "shapes" };
-        var count = new Option<int>("--data-count") { Description = "Images to generate for the shapes data sets.", DefaultValueFactory = _ => 10_000 };
+        var data = CommonOptions.Data("Training images", "shapes");
+        var count = CommonOptions.Deprecated<int>("--data-count");
         var size = new Option<int>("--image-size") { Description = "Image side for image folders.", DefaultValueFactory = _ => 32 };
         var config = new Option<string>("--config") { Description = $"Autoencoder preset ({string.Join(", ", AutoencoderConfig.PresetNames)}) or JSON config file.", DefaultValueFactory = _ => "f4-32" };
-        var output = new Option<string>("--out", "-o") { Description = "Run folder (training state, autoencoder.safetensors, metrics, grids).", DefaultValueFactory = _ => "runs/autoencoder" };
+        var output = CommonOptions.Out("Run folder (training state, autoencoder.safetensors, metrics, grids).", "runs/autoencoder");
         var d = new AutoencoderTrainingOptions();
         var steps = new Option<int>("--steps") { DefaultValueFactory = _ => d.Steps };
         var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => d.BatchSize };
@@ -25,21 +26,27 @@ public static class TrainAutoencoderCommand
         var discWeight = new Option<double>("--disc-weight") { DefaultValueFactory = _ => d.DiscriminatorWeight };
         var ema = new Option<double>("--ema-decay") { DefaultValueFactory = _ => d.EmaDecay };
         var flip = new Option<bool>("--flip") { Description = "Random horizontal flips." };
-        var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0 };
+        var seed = CommonOptions.Seed("initial weights, data order, generated shapes");
         var ckptEvery = new Option<int>("--checkpoint-every") { DefaultValueFactory = _ => d.CheckpointEvery };
         var sampleEvery = new Option<int>("--sample-every") { DefaultValueFactory = _ => d.SampleEvery };
-        var threads = new Option<int?>("--threads") { Description = "CPU threads for torch (default: all cores)." };
+        var runtime = CommonOptions.Runtime();
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --out (its saved options are used; --steps may extend it)." };
         var command = new Command("train-autoencoder", "Train a KL autoencoder (the first stage of latent diffusion) on an image data set.")
         {
-            data, count, size, config, output, steps, batch, lr, kl, discStart, discWeight, ema, flip, seed, ckptEvery, sampleEvery, threads, resume,
+            data, count, size, config, output, steps, batch, lr, kl, discStart, discWeight, ema, flip, seed, ckptEvery, sampleEvery, resume,
         };
+        foreach (var o in runtime.All) command.Options.Add(o);
         command.SetAction(p =>
         {
-            if (p.GetValue(threads) is int t) torch.set_num_threads(Math.Max(1, t));
+            var spec = DataSetSpec.Parse(p.GetValue(data), "--data").Require("--data", "images (a built-in set or an image folder)",
+                DataSetKind.Shapes, DataSetKind.ShapesText, DataSetKind.FashionMnist, DataSetKind.ImageFolder, DataSetKind.CaptionedFolder);
+            if (CommonOptions.ReadDeprecated(p, count, $"--data {spec.Text.Split(':')[0]}:count={{}}", out int n) && spec.IsShapes && spec.Count is null)
+                spec = spec with { Count = n };
+            // Kept for the merge of the library's device support; the trainer runs on the CPU until then.
+            var device = runtime.Apply(p);
             string runDir = p.GetValue(output)!;
             var aeConfig = AutoencoderConfig.FromPresetOrFile(p.GetValue(config)!);
-            using var dataset = DataSpec.Load(p.GetValue(data)!, p.GetValue(count), p.GetValue(seed), p.GetValue(size), aeConfig.InChannels);
+            using var dataset = DataSetLoader.Load(spec, 10_000, p.GetValue(seed), p.GetValue(size), aeConfig.InChannels);
             AutoencoderTrainer trainer;
             if (p.GetValue(resume))
                 trainer = AutoencoderTrainer.Resume(runDir, dataset, p.GetResult(steps) is { Implicit: false } ? p.GetValue(steps) : null);
@@ -48,7 +55,7 @@ public static class TrainAutoencoderCommand
                 {
                     Steps = p.GetValue(steps), BatchSize = p.GetValue(batch), LearningRate = p.GetValue(lr), KlWeight = p.GetValue(kl),
                     DiscriminatorStart = p.GetValue(discStart), DiscriminatorWeight = p.GetValue(discWeight), EmaDecay = p.GetValue(ema),
-                    HorizontalFlip = p.GetValue(flip), Seed = p.GetValue(seed), CheckpointEvery = p.GetValue(ckptEvery), SampleEvery = p.GetValue(sampleEvery),
+                    HorizontalFlip = p.GetValue(flip), Seed = (int)p.GetValue(seed), CheckpointEvery = p.GetValue(ckptEvery), SampleEvery = p.GetValue(sampleEvery),
                 }, runDir);
             using (trainer)
             {

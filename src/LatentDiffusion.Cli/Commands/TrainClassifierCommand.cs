@@ -1,4 +1,5 @@
 using System.CommandLine;
+using LatentDiffusion.Cli.Grammar;
 using LatentDiffusion.Data;
 using LatentDiffusion.Diagnostics;
 using LatentDiffusion.Evaluation;
@@ -13,26 +14,29 @@ public static class TrainClassifierCommand
 {
     public static Command Create()
     {
-        var data = new Option<string>("--data") { Description = "fashion-mnist (Debian's /usr/share/datasets/fashion-mnist), shapes (the built-in set), or a folder with one sub-folder per class", DefaultValueFactory = _ => "fashion-mnist" };
-        var fashionDir = new Option<string>("--fashion-mnist-dir") { Description = "folder of the Fashion-MNIST IDX files", DefaultValueFactory = _ => FashionMnist.DefaultFolder };
+        var data = CommonOptions.Data("Labelled training images (fashion-mnist tests on its test split, shapes on another seed, a folder on --test-fraction of it)", "fashion-mnist");
         var imageSize = new Option<int>("--image-size") { Description = "image side for a folder data set (28, 32 or 64)", DefaultValueFactory = _ => 32 };
         var channels = new Option<int>("--channels") { Description = "1 (gray) or 3 (RGB) for a folder data set", DefaultValueFactory = _ => 3 };
         var testFraction = new Option<double>("--test-fraction") { Description = "share of a folder data set held out for the test accuracy", DefaultValueFactory = _ => 0.1 };
         var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => 5 };
         var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 256 };
         var lr = new Option<double>("--lr") { Description = "peak AdamW learning rate (cosine decay)", DefaultValueFactory = _ => 3e-3 };
-        var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 0 };
+        var seed = CommonOptions.Seed("initial weights, data order, augmentation, test split");
         var noAugment = new Option<bool>("--no-augment") { Description = "train without random flips and shifts" };
-        var threads = new Option<int>("--threads") { Description = "CPU threads (0: all)", DefaultValueFactory = _ => 0 };
-        var output = new Option<string>("--out") { Description = "classifier checkpoint to write (.safetensors)", DefaultValueFactory = _ => "classifier.safetensors" };
+        var runtime = CommonOptions.Runtime();
+        var output = CommonOptions.Out("Classifier checkpoint to write (.safetensors).", "classifier.safetensors");
 
         var command = new Command("train-classifier", "Train the small domain classifier used for classifier-feature FID and sample accuracy.")
-        { data, fashionDir, imageSize, channels, testFraction, epochs, batch, lr, seed, noAugment, threads, output };
+        { data, imageSize, channels, testFraction, epochs, batch, lr, seed, noAugment, output };
+        foreach (var o in runtime.All) command.Options.Add(o);
         command.SetAction(r =>
         {
-            if (r.GetValue(threads) is > 0 and var t) torch.set_num_threads(t);
+            var spec = DataSetSpec.Parse(r.GetValue(data), "--data").Require("--data", "labelled images (shapes, fashion-mnist or a folder with one subfolder per class)",
+                DataSetKind.Shapes, DataSetKind.FashionMnist, DataSetKind.ImageFolder);
+            // Kept for the merge of the library's device support; the classifier trains on the CPU until then.
+            var device = runtime.Apply(r);
             long s = r.GetValue(seed);
-            var (train, test) = LoadData(r.GetValue(data)!, r.GetValue(fashionDir)!, r.GetValue(imageSize), r.GetValue(channels), r.GetValue(testFraction), s);
+            var (train, test) = LoadData(spec, r.GetValue(imageSize), r.GetValue(channels), r.GetValue(testFraction), s);
             using (train) using (test)
             {
                 if (!train.HasLabels || train.NumClasses < 2)
@@ -83,16 +87,19 @@ public static class TrainClassifierCommand
         return command;
     }
 
-    static (ImageDataset train, ImageDataset test) LoadData(string data, string fashionDir, int size, int channels, double testFraction, long seed)
+    /// <summary>The training set the spec names and a test set beside it: Fashion-MNIST's other split, shapes of another
+    /// seed, or a held-out share of a folder.</summary>
+    static (ImageDataset train, ImageDataset test) LoadData(DataSetSpec spec, int size, int channels, double testFraction, long seed)
     {
-        if (data == "fashion-mnist")
-            return (FashionMnist.Load(fashionDir, train: true), FashionMnist.Load(fashionDir, train: false));
-        if (data == "shapes")
-            return (ShapesDataset.Generate(12000, (int)seed * 2 + 1, text: false), ShapesDataset.Generate(2000, (int)seed * 2 + 2, text: false));
-        if (!Directory.Exists(data))
-            throw new LdmException($"--data '{data}' is neither fashion-mnist, shapes nor an existing folder; pass one of those.");
+        if (spec.Kind == DataSetKind.FashionMnist)
+            return (FashionMnist.Load(spec.FashionMnistFolder, spec.Train), FashionMnist.Load(spec.FashionMnistFolder, !spec.Train));
+        if (spec.Kind == DataSetKind.Shapes)
+        {
+            int shapesSeed = spec.Seed ?? (int)seed * 2 + 1;
+            return (ShapesDataset.Generate(spec.Count ?? 12000, shapesSeed, text: false), ShapesDataset.Generate(2000, shapesSeed + 1, text: false));
+        }
         if (testFraction is <= 0 or >= 1) throw new LdmException($"--test-fraction must be in (0, 1), got {testFraction}.");
-        var all = ImageFolderDataset.Load(data, size, channels);
+        var all = ImageFolderDataset.Load(spec.Path!, size, channels);
         using var g = new Generator((ulong)seed);
         using var perm = torch.randperm(all.Count, generator: g);
         long nTest = Math.Max(1, (long)(all.Count * testFraction));

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
 using LatentDiffusion.Autoencoders;
+using LatentDiffusion.Cli.Grammar;
 using LatentDiffusion.Cli.Plots;
 using LatentDiffusion.Data;
 using LatentDiffusion.Denoisers;
@@ -27,16 +28,17 @@ public static class TrainCommand
 
     public static Command Create()
     {
-        var data = new Option<string>("--data", "-d") { Description = "shapes or shapes-text (built in), fashion-mnist (Debian's package), a folder with one subfolder per class, or a folder with a metadata.jsonl of captions.", DefaultValueFactory = _ => "shapes" };
+        var data = CommonOptions.Data("Training data (images, or a latent cache)", "shapes");
         var condition = new Option<string>("--condition") { Description = "class, text, or auto (text for shapes-text and captioned folders).", DefaultValueFactory = _ => "auto" };
         var tokenizer = new Option<string>("--text-tokenizer") { Description = "Text models: word (vocabulary of the training captions) or gpt2 (GPT-2 BPE).", DefaultValueFactory = _ => "word" };
         var maxTokens = new Option<int?>("--max-text-tokens") { Description = "Text models: token positions per caption (default: the longest training caption)." };
         var captionDropout = new Option<double>("--caption-dropout") { Description = "Text models: probability of training on the empty caption (for guidance).", DefaultValueFactory = _ => 0.1 };
-        var numImages = new Option<int>("--num-images") { Description = "Images to generate for --data shapes.", DefaultValueFactory = _ => 20000 };
+        var numImages = CommonOptions.Deprecated<int>("--num-images");
         var imageSize = new Option<int?>("--image-size") { Description = "Resize folder images to this size (default: 32)." };
         var channels = new Option<int?>("--channels") { Description = "1 (grayscale) or 3 (RGB) for folder images (default 3)." };
         var skipUnreadable = new Option<bool>("--skip-unreadable") { Description = "Skip (and count) unreadable images in a folder." };
-        var output = new Option<string>("--out", "-o") { Description = "Run folder (resumes if it holds a checkpoint).", Required = true };
+        var output = CommonOptions.Out("Run folder (resumes if it holds a checkpoint).");
+        var runtime = CommonOptions.Runtime();
         var autoencoder = new Option<string?>("--autoencoder", "-a") { Description = "Train in latent space: images are encoded once by this autoencoder into OUT/latents (not needed when --data is a latent cache made by ldm encode)." };
         var recipe = new Option<string?>("--recipe") { Description = "A recipe of recipes/ (shapes-class, shapes-text, fashion-mnist, emoji-text) or a recipe JSON file: its autoencoder and training settings; options given here override it." };
         var (modelOptions, readModel) = ModelOptions();
@@ -45,19 +47,25 @@ public static class TrainCommand
         {
             data, condition, tokenizer, maxTokens, captionDropout, numImages, imageSize, channels, skipUnreadable, output, autoencoder, recipe,
         };
-        foreach (var o in modelOptions.Concat(trainOptions)) command.Options.Add(o);
+        foreach (var o in modelOptions.Concat(trainOptions).Concat(runtime.All)) command.Options.Add(o);
         command.SetAction(parse =>
         {
             var options = readTrain(parse);
             options.Validate();
             if (parse.GetValue(recipe) != null)
                 throw new LdmException("--recipe is expanded before the options are read; pass it as `ldm train --recipe NAME --out DIR`.");
+            var spec = DataSetSpec.Parse(parse.GetValue(data), "--data").Require("--data", "images or a latent cache",
+                DataSetKind.Shapes, DataSetKind.ShapesText, DataSetKind.FashionMnist, DataSetKind.ImageFolder, DataSetKind.CaptionedFolder, DataSetKind.LatentCache);
+            if (CommonOptions.ReadDeprecated(parse, numImages, "--data shapes:count={}", out int count) && spec.IsShapes && spec.Count is null)
+                spec = spec with { Count = count };
+            // Kept for the merge of the library's device support; training runs on the CPU until then.
+            var device = runtime.Apply(parse);
             string runDir = CliParsing.OutputFolder(parse.GetValue(output)!, "--out");
-            string dataSpec = parse.GetValue(data)!;
-            using var set = TrainingSet.Load(dataSpec, parse.GetValue(autoencoder), runDir, (size, ch) =>
+            string dataSpec = spec.Text;
+            using var set = TrainingSet.Load(spec, parse.GetValue(autoencoder), runDir, (size, ch) =>
             {
-                var images = LoadData(dataSpec, parse.GetValue(numImages), parse.GetValue(imageSize) ?? size, parse.GetValue(channels) ?? ch,
-                    parse.GetValue(skipUnreadable), options.Seed);
+                var images = DataSetLoader.Load(spec, DefaultShapesCount, options.Seed, parse.GetValue(imageSize) ?? size ?? 32, parse.GetValue(channels) ?? ch ?? 3,
+                    parse.GetValue(skipUnreadable));
                 if (images.SkippedCount > 0) Console.WriteLine($"skipped {images.SkippedCount} unreadable images in {images.Source}");
                 return images;
             });
@@ -70,24 +78,14 @@ public static class TrainCommand
         return command;
     }
 
-    internal static ImageDataset LoadData(string data, int numImages, int? imageSize, int? channels, bool skipUnreadable, long seed)
+    /// <summary>Images generated for <c>--data shapes</c> without a count.</summary>
+    const int DefaultShapesCount = 20000;
+
+    /// <summary>The images of a data-set spec (<see cref="DataSetSpec"/>), as `ldm train --data` reads them.</summary>
+    internal static ImageDataset LoadData(string data, int? count, int? imageSize, int? channels, bool skipUnreadable, long seed)
     {
-        switch (data.Trim().ToLowerInvariant())
-        {
-            case "shapes" or "shapes-text":
-                if (numImages < 1) throw new LdmException($"--num-images must be at least 1, got {numImages}.");
-                return ShapesDataset.Generate(numImages, (int)(seed & 0x7FFFFFFF), text: data.Trim().ToLowerInvariant() == "shapes-text");
-            case "fashion-mnist":
-                return FashionMnist.Load(FashionMnist.DefaultFolder, train: true);
-            case var spec when spec.StartsWith("fashion-mnist:", StringComparison.Ordinal):
-                return FashionMnist.Load(data.Trim()["fashion-mnist:".Length..], train: true);
-            default:
-                if (!Directory.Exists(data))
-                    throw new LdmException($"--data '{data}' is neither a built-in data set (shapes, shapes-text, fashion-mnist) nor an existing folder; check the path.");
-                if (File.Exists(Path.Combine(data, CaptionedFolderDataset.MetadataFileName)))
-                    return CaptionedFolderDataset.Load(data, imageSize ?? 32, channels ?? 3, ResizeFilter.Bicubic, skipUnreadable);
-                return ImageFolderDataset.Load(data, imageSize ?? 32, channels ?? 3, ResizeFilter.Bicubic, skipUnreadable);
-        }
+        var spec = DataSetSpec.Parse(data, "--data");
+        return DataSetLoader.Load(spec, count ?? DefaultShapesCount, seed, imageSize ?? 32, channels ?? 3, skipUnreadable);
     }
 
     /// <summary>--condition: class, text, or auto (text when the data has captions and is not the class form of shapes).</summary>
@@ -99,7 +97,7 @@ public static class TrainCommand
         "text" => true,
         "class" => false,
         // The class form of shapes carries captions too; labels win there (also for a latent cache made from it).
-        "auto" => set.HasCaptions && data.Trim().ToLowerInvariant() != "shapes" && !set.Source.Contains("shapes(class", StringComparison.Ordinal),
+        "auto" => set.HasCaptions && !data.Split(':')[0].Trim().Equals("shapes", StringComparison.OrdinalIgnoreCase) && !set.Source.Contains("shapes(class", StringComparison.Ordinal),
         _ => throw new LdmException($"--condition '{condition}' is unknown; use class, text or auto."),
     };
 
@@ -240,20 +238,23 @@ public static class TrainCommand
         var batch = new Option<int>("--batch-size") { Description = "Batch size.", DefaultValueFactory = _ => 64 };
         var lr = new Option<double>("--lr") { Description = "AdamW learning rate.", DefaultValueFactory = _ => 1e-4 };
         var wd = new Option<double>("--weight-decay") { Description = "AdamW weight decay.", DefaultValueFactory = _ => 0.0 };
-        var warmup = new Option<int>("--warmup") { Description = "Linear warm-up steps.", DefaultValueFactory = _ => 0 };
+        var warmup = new Option<int>("--warmup") { Description = "Learning-rate warm-up: steps of linear increase from 0.", DefaultValueFactory = _ => 0 };
         var clip = new Option<double>("--grad-clip") { Description = "Gradient-norm clip (0 = off).", DefaultValueFactory = _ => 0.0 };
         var ema = new Option<double>("--ema-decay") { Description = "EMA decay.", DefaultValueFactory = _ => 0.9999 };
-        var seed = new Option<long>("--seed") { Description = "Seed of init, data order, noise.", DefaultValueFactory = _ => 0 };
-        var bf16 = new Option<bool>("--bf16") { Description = "bf16 forward/backward with float32 master weights." };
+        var seed = CommonOptions.Seed("initial weights, data order, noise, generated shapes");
+        var dtype = CommonOptions.Dtype("Compute dtype (bf16: bf16 forward and backward, float32 master weights)", "float32", ScalarType.Float32, ScalarType.BFloat16);
+        var bf16 = CommonOptions.Deprecated<bool>("--bf16");
         var flip = new Option<bool>("--flip") { Description = "Random horizontal flips." };
         var logEvery = new Option<int>("--log-every") { Description = "Metrics log interval (steps).", DefaultValueFactory = _ => 10 };
         var ckptEvery = new Option<int>("--checkpoint-every") { Description = "Checkpoint interval (steps).", DefaultValueFactory = _ => 1000 };
         var sampleEvery = new Option<int>("--sample-every") { Description = "Sample-grid interval (steps; 0 = at the end only).", DefaultValueFactory = _ => 0 };
-        return ([steps, batch, lr, wd, warmup, clip, ema, seed, bf16, flip, logEvery, ckptEvery, sampleEvery], p => new DiffusionTrainingOptions
+        return ([steps, batch, lr, wd, warmup, clip, ema, seed, dtype, bf16, flip, logEvery, ckptEvery, sampleEvery], p => new DiffusionTrainingOptions
         {
             Steps = p.GetValue(steps), BatchSize = p.GetValue(batch), LearningRate = p.GetValue(lr), WeightDecay = p.GetValue(wd),
             WarmupSteps = p.GetValue(warmup), GradClip = p.GetValue(clip), EmaDecay = p.GetValue(ema), Seed = p.GetValue(seed),
-            Bf16 = p.GetValue(bf16), HorizontalFlip = p.GetValue(flip), LogEvery = p.GetValue(logEvery),
+            Bf16 = CommonOptions.ReadDeprecated(p, bf16, "--dtype bf16", out bool old) && old
+                || DtypeNames.Parse(p.GetValue(dtype), ScalarType.Float32, ScalarType.BFloat16) == ScalarType.BFloat16,
+            HorizontalFlip = p.GetValue(flip), LogEvery = p.GetValue(logEvery),
             CheckpointEvery = p.GetValue(ckptEvery), SampleEvery = p.GetValue(sampleEvery),
         });
     }

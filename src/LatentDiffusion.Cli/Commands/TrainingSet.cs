@@ -1,4 +1,5 @@
 using LatentDiffusion.Autoencoders;
+using LatentDiffusion.Cli.Grammar;
 using LatentDiffusion.Data;
 using LatentDiffusion.Training;
 using Spectre.Console;
@@ -74,12 +75,12 @@ public sealed class TrainingSet : IDisposable
     /// <c>RUN/latents</c> first when <paramref name="autoencoderPath"/> is given (reused when it is complete and was
     /// made by the same autoencoder file from as many images).
     /// </summary>
-    public static TrainingSet Load(string data, string? autoencoderPath, string runDir, Func<int?, int?, ImageDataset> loadImages)
+    public static TrainingSet Load(DataSetSpec data, string? autoencoderPath, string runDir, Func<int?, int?, ImageDataset> loadImages)
     {
-        if (Directory.Exists(data) && File.Exists(Path.Combine(data, LatentCache.IndexFile)))
+        if (data.Kind == DataSetKind.LatentCache)
         {
             if (autoencoderPath != null) CliParsing.ExistingFile(autoencoderPath, "--autoencoder");
-            return Latents(data, autoencoderPath);
+            return Latents(data.Path!, autoencoderPath);
         }
         if (autoencoderPath == null) return Pixels(loadImages(null, null));
 

@@ -16,7 +16,7 @@ public static class AutoencoderImport
     public static AutoencoderKL FromFile(string path, AutoencoderConfig config, double latentScale)
     {
         if (!(latentScale > 0) || double.IsInfinity(latentScale))
-            throw new LdmException($"the latent scale factor must be a positive number, got {latentScale}; pass e.g. --scale-factor 0.18215.");
+            throw new LdmOptionException("AutoencoderKL", "LatentScale", latentScale, "be a positive number", "Stable Diffusion's is 0.18215");
         using var scope = torch.NewDisposeScope();
         var dict = ReadStateDict(path);
         return AutoencoderKL.FromStateDict(config, dict, path, latentScale);

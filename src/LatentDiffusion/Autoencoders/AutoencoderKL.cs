@@ -171,7 +171,7 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
     {
         if (!extra.TryGetValue(LatentScaleKey, out var s)) return 1.0;
         if (!double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) || !(v > 0) || double.IsInfinity(v))
-            throw new LdmException($"'{path}' has an invalid latent scale '{s}' in {LatentScaleKey}; re-convert it with `ldm convert --scale-factor`.");
+            throw new LdmException($"'{path}' has an invalid latent scale '{s}' in {LatentScaleKey}; convert the weights again with a positive latent scale factor.");
         return v;
     }
 }

@@ -124,6 +124,9 @@ public sealed class LatentCache : IDisposable
         return total;
     }
 
+    /// <summary>True when <paramref name="dir"/> is a finished latent cache (it holds the index, written last).</summary>
+    public static bool IsCache(string dir) => File.Exists(Path.Combine(dir, IndexFile));
+
     /// <summary>Loads a complete cache into memory; refuses a folder without its index (an interrupted encoding).</summary>
     public static LatentCache Open(string dir)
     {

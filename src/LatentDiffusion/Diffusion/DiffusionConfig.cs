@@ -44,7 +44,7 @@ public sealed record DiffusionConfig
     public DiffusionConfig WithSamplingSteps(int samplingSteps) =>
         samplingSteps >= 1
             ? this with { TimestepRespacing = samplingSteps.ToString(System.Globalization.CultureInfo.InvariantCulture) }
-            : throw new LdmException($"the number of sampling steps must be at least 1, got {samplingSteps}; pass e.g. --steps 50.");
+            : throw new LdmOptionException("SamplingOptions", "Steps", samplingSteps, "be at least 1", "50 is usual");
 
     /// <summary>Checks every field; throws <see cref="LdmException"/> naming the bad one.</summary>
     public void Validate()

@@ -119,7 +119,7 @@ public sealed class DomainClassifier : nn.Module<Tensor, Tensor>
     /// <summary>Loads a classifier checkpoint written by <see cref="Save"/>, in eval mode.</summary>
     public static DomainClassifier Load(string path)
     {
-        if (!File.Exists(path)) throw new LdmException($"classifier checkpoint '{path}' does not exist; train one with `ldm train-classifier --out {path}`.");
+        if (!File.Exists(path)) throw new LdmException($"classifier checkpoint '{path}' does not exist; train one (DomainClassifierTrainer) and save it there.");
         var ckpt = ModelCheckpoint.Load(path, ModelKind);
         try
         {

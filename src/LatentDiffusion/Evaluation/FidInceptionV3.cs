@@ -171,9 +171,9 @@ public sealed class FidInceptionV3 : nn.Module<Tensor, Tensor[]>
     {
         string? path = string.IsNullOrWhiteSpace(weightsPath) ? Environment.GetEnvironmentVariable(WeightsEnvVar) : weightsPath;
         if (string.IsNullOrWhiteSpace(path))
-            throw new LdmException($"the FID Inception weights are not set; download {WeightsUrl} and pass its path with --inception-weights or set {WeightsEnvVar}.");
+            throw new LdmException($"the FID Inception weights are not set; download {WeightsUrl} and pass its path or set {WeightsEnvVar}.");
         if (!File.Exists(path))
-            throw new LdmException($"the FID Inception weights file '{path}' does not exist; download {WeightsUrl} and put it there (or pass its path with --inception-weights / {WeightsEnvVar}).");
+            throw new LdmException($"the FID Inception weights file '{path}' does not exist; download {WeightsUrl} and put it there (or pass the path where it is, or set {WeightsEnvVar}).");
         return path;
     }
 

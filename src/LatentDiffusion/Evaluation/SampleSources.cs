@@ -42,7 +42,7 @@ public sealed class NpzSampleSource : ISampleSource
         _path = path;
         var names = Npz.Names(path);
         if (!names.Contains("arr_0"))
-            throw new LdmException($"'{path}' has no 'arr_0' array of samples (arrays: {string.Join(", ", names)}); pass an .npz written by `ldm evaluate --export-npz` or the ADM suite.");
+            throw new LdmException($"'{path}' has no 'arr_0' array of samples (arrays: {string.Join(", ", names)}); pass an .npz of samples (arr_0 uint8 NHWC, the ADM evaluation suite's format).");
     }
 
     public string Description => _path;

@@ -26,7 +26,7 @@ public interface ITextTokenizer
         if (maxLength < 1) throw new ArgumentOutOfRangeException(nameof(maxLength), "at least one token position is needed");
         var tokens = string.IsNullOrWhiteSpace(caption) ? [] : Tokenize(caption);
         if (tokens.Length > maxLength)
-            throw new LdmException($"the caption '{caption}' has {tokens.Length} tokens but this model reads at most {maxLength}; shorten the caption (or train with a larger --max-text-tokens).");
+            throw new LdmException($"the caption '{caption}' has {tokens.Length} tokens but this model reads at most {maxLength}; shorten the caption (or train with more token positions, TextConditionConfig.MaxTokens).");
         var ids = new long[maxLength];
         var mask = new bool[maxLength];
         for (int i = 0; i < maxLength; i++)

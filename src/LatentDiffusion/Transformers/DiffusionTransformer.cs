@@ -103,7 +103,7 @@ public sealed class DiffusionTransformer : DenoiserNetwork
     public override Tensor forward(Tensor x, Tensor t, Tensor y)
     {
         if (y_embedder is null)
-            throw new LdmException("this is a text-conditioned model, it takes captions, not class labels; pass token ids (ForwardText, or --prompt on the command line).");
+            throw new LdmException("this is a text-conditioned model, it takes captions, not class labels; pass token ids to ForwardText.");
         CheckBatch(x, t, y.shape[0]);
         using var scope = torch.NewDisposeScope();
         var cond = y_embedder.forward(y.to(x.device), training, LabelDropoutGenerator);   // (N, D)
@@ -120,7 +120,7 @@ public sealed class DiffusionTransformer : DenoiserNetwork
     public override Tensor ForwardText(Tensor x, Tensor t, Tensor ids, Tensor? mask)
     {
         if (text_embedder is null)
-            throw new LdmException("this is a class-conditional model, it takes class labels, not captions; pass class ids (forward, or --classes on the command line).");
+            throw new LdmException("this is a class-conditional model, it takes class labels, not captions; pass class ids to forward.");
         var text = Config.Text!;
         if (ids.dim() != 2 || ids.shape[1] < 1 || ids.shape[1] > text.MaxTokens)
             throw new LdmException($"token ids must be (N, L) with 1 <= L <= {text.MaxTokens}, got [{string.Join(",", ids.shape)}]; tokenize the captions to at most {text.MaxTokens} positions.");

@@ -15,7 +15,7 @@ public static class OfficialDiT
     public static TransformerConfig InferConfig(IReadOnlyDictionary<string, Tensor> sd, string source, int? numHeads = null)
     {
         if (!Looks(sd))
-            throw new LdmException($"'{source}' is not an official DiT state dict (no x_embedder.proj.weight / blocks.0.adaLN_modulation.1.weight); pass a DiT checkpoint or choose another --kind.");
+            throw new LdmException($"'{source}' is not an official DiT state dict (no x_embedder.proj.weight / blocks.0.adaLN_modulation.1.weight); pass a DiT checkpoint, or import the file as the model it is.");
         Tensor Get(string k) => sd.TryGetValue(k, out var t) ? t
             : throw new LdmException($"'{source}' lacks '{k}', which every DiT checkpoint has; the file is incomplete, re-download it.");
         var proj = Get("x_embedder.proj.weight");          // (D, C, p, p)
@@ -30,7 +30,7 @@ public static class OfficialDiT
         long tableRows = Get("y_embedder.embedding_table.weight").shape[0];
         int mlpHidden = (int)Get("blocks.0.mlp.fc1.weight").shape[0];
         int heads = numHeads ?? HeadsFor(hidden, depth)
-            ?? throw new LdmException($"'{source}': hidden size {hidden} with depth {depth} is not a DiT preset, so the head count is unknown; pass --num-heads.");
+            ?? throw new LdmOptionException("DiTImport", "NumHeads", null, "be given", $"'{source}' has hidden size {hidden} with depth {depth}, not a DiT preset, so the weights do not show the head count");
         // DiT always trains with class dropout 0.1, so its table has a null row: classes = rows - 1.
         return TransformerConfig.FromOfficialDiT(grid * patch, patch, inChannels, hidden, depth, heads,
             (double)mlpHidden / hidden, classDropoutProb: 0.1, numClasses: (int)tableRows - 1,

@@ -160,14 +160,14 @@ public sealed class LatentSamplingCommandTests
         Npz.Write(refNpz, new Dictionary<string, Tensor> { ["arr_0"] = refImages });
         string json = Path.Combine(dir, "report.json");
 
-        var r = CliTestHost.Run("evaluate", "--model", dit, "--autoencoder", ae, "--num-samples", "4", "--classes", string.Join(",", TwoClasses(ditConfig)), "--steps", "2",
+        var r = CliTestHost.Run("evaluate", "--model", dit, "--autoencoder", ae, "--num", "4", "--classes", string.Join(",", TwoClasses(ditConfig)), "--steps", "2",
             "--guidance", "1", "--batch-size", "4", "--features", $"classifier:{clf}", "--reference", refNpz, "--no-precision-recall", "--out", json);
         Assert.True(r.ExitCode == 0, r.ToString());
         var report = EvaluationReport.Load(json);
         Assert.Equal(4, report.SampleCount);
         Assert.True(double.IsFinite(report.Metrics["fid"]));
 
-        r = CliTestHost.Run("evaluate", "--model", dit, "--num-samples", "4", "--features", $"classifier:{clf}", "--reference", refNpz, "--out", json);
+        r = CliTestHost.Run("evaluate", "--model", dit, "--num", "4", "--features", $"classifier:{clf}", "--reference", refNpz, "--out", json);
         Assert.Equal(1, r.ExitCode);
         Assert.Contains("--autoencoder", r.Stderr);
     }
