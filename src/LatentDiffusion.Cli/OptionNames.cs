@@ -15,6 +15,9 @@ public static class OptionNames
         ["SamplingOptions.GuidanceScale"] = "--guidance",
         ["DiffusionTrainingOptions.LearningRate"] = "--lr",
         ["DiffusionTrainingOptions.WarmupSteps"] = "--warmup",
+        ["AutoencoderTrainingOptions.LearningRate"] = "--lr",
+        ["AutoencoderTrainingOptions.DiscriminatorStart"] = "--disc-start",
+        ["AutoencoderTrainingOptions.DiscriminatorWeight"] = "--disc-weight",
     };
 
     /// <summary>The flag of a library setting: the table above, else <c>--</c> + kebab-case of the property.</summary>
