@@ -305,7 +305,7 @@ public sealed class CliBadInputTests : IDisposable
             trainer.Run();
         string checkpoint = Path.Combine(Out, Training.DiffusionTrainer.CheckpointFile);
         var before = File.ReadAllBytes(checkpoint);
-        Fails("another model config", Train("--hidden-size", "64"));
+        Fails("hidden_size", Train("--hidden-size", "64"));
         Assert.Equal(before, File.ReadAllBytes(checkpoint));
     }
 
