@@ -304,7 +304,7 @@ public sealed class TrainerTests(ITestOutputHelper output) : IDisposable
         foreach (var (name, p) in trainer.EmaModel.named_parameters())
         {
             using var saved = file.Read("ema." + name);
-            Assert.True(saved.equal(p).item<bool>(), $"EMA weight '{name}' differs from the run folder's");
+            Assert.True(saved.equal(p).all().item<bool>(), $"EMA weight '{name}' differs from the run folder's");
         }
     }
 }
