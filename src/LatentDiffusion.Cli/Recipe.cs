@@ -84,7 +84,6 @@ public sealed record Recipe(string Name, string Path, string Description, JsonOb
                 var aeArgs = new List<string> { "train-autoencoder" };
                 aeArgs.AddRange(Tokens(ae, []));
                 aeArgs.AddRange(["--out", aeDir]);
-                if (File.Exists(System.IO.Path.Combine(aeDir, "train_state.safetensors"))) aeArgs.Add("--resume");
                 commands.Add(aeArgs.ToArray());
             }
             train.AddRange(["--autoencoder", aeFile]);

@@ -170,10 +170,10 @@ public sealed class TrainerTests(ITestOutputHelper output) : IDisposable
         {
             // OnSample runs right after each checkpoint: remember the bytes of the last one written.
             trainer.OnSample = (_, _) => lastSaved = File.ReadAllBytes(Path.Combine(run, DiffusionTrainer.CheckpointFile));
-            var e = Assert.Throws<LdmException>(() => trainer.Run());
+            var e = Assert.Throws<TrainingDivergedException>(() => trainer.Run());
             output.WriteLine(e.Message);
             Assert.Contains("step 6", e.Message);
-            Assert.Contains("--lr", e.Message);
+            Assert.Contains("LearningRate", e.Message);
         }
         string checkpoint = Path.Combine(run, DiffusionTrainer.CheckpointFile);
         Assert.Equal(lastSaved, File.ReadAllBytes(checkpoint));
@@ -209,7 +209,7 @@ public sealed class TrainerTests(ITestOutputHelper output) : IDisposable
         using var trainer = new DiffusionTrainer(Info(), new PixelTrainingData(Shapes.Value), Options(6), run);
         using (torch.no_grad())
             trainer.Model.named_parameters().First().parameter.view(-1)[0] = torch.tensor(float.NaN);
-        var e = Assert.Throws<LdmException>(trainer.SaveCheckpoint);
+        var e = Assert.Throws<TrainingDivergedException>(trainer.SaveCheckpoint);
         Assert.Contains("non-finite", e.Message);
         Assert.Equal(before, File.ReadAllBytes(checkpoint));
         Assert.Equal(modelBefore, File.ReadAllBytes(model));
@@ -247,12 +247,65 @@ public sealed class TrainerTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
-    public void ResumeWithAnotherConfig_IsAUserError()
+    public void ResumeWithAnotherArchitectureOrHyperparameter_IsRefusedNamingTheChange()
     {
         string run = NewRunDir();
         Train(run, Options(1));
-        var other = TinyModels.Info(TinyModels.Config(size: 32) with { Depth = 3 });
-        var e = Assert.Throws<LdmException>(() => new DiffusionTrainer(other, new PixelTrainingData(Shapes.Value), Options(2), run));
-        Assert.Contains("another model config", e.Message);
+        var deeper = TinyModels.Info(TinyModels.Config(size: 32) with { Depth = 3, HiddenSize = 64 });
+        var e = Assert.Throws<LdmException>(() => new DiffusionTrainer(deeper, new PixelTrainingData(Shapes.Value), Options(2), run));
+        output.WriteLine(e.Message);
+        Assert.Contains("was started with hidden_size 32, depth 2; this run asks for hidden_size 64, depth 3", e.Message);
+        e = Assert.Throws<LdmException>(() => new DiffusionTrainer(Info(), new PixelTrainingData(Shapes.Value), Options(2, lr: 2e-3), run));
+        Assert.Contains("LearningRate 0.001; this run asks for LearningRate 0.002", e.Message);
+        // The step budget and the intervals are not settings of the curve.
+        using var trainer = new DiffusionTrainer(Info(), new PixelTrainingData(Shapes.Value), Options(5) with { LogEvery = 2, CheckpointEvery = 7 }, run);
+        Assert.Equal(1L, trainer.ResumedFromStep);
+    }
+
+    [Fact]
+    public void FinishedRun_SaysSo_AndALargerStepBudgetContinuesTheSameCurve()
+    {
+        string straight = NewRunDir(), run = NewRunDir();
+        Train(straight, Options(6, seed: 4));
+        Train(run, Options(3, seed: 4));
+        byte[] checkpoint = File.ReadAllBytes(Path.Combine(run, DiffusionTrainer.CheckpointFile));
+        using (var again = new DiffusionTrainer(Info(), new PixelTrainingData(Shapes.Value), Options(3, seed: 4), run))
+        {
+            Assert.True(again.IsFinished);
+            Assert.Equal(3L, again.ResumedFromStep);
+            again.Run();
+            Assert.Empty(again.Metrics);
+        }
+        Assert.Equal(checkpoint, File.ReadAllBytes(Path.Combine(run, DiffusionTrainer.CheckpointFile)));
+        using (var longer = new DiffusionTrainer(Info(), new PixelTrainingData(Shapes.Value), Options(6, seed: 4), run))
+        {
+            Assert.False(longer.IsFinished);
+            longer.Run();
+            Assert.True(longer.IsFinished);
+        }
+        Assert.Equal(Losses(straight), Losses(run));
+        AssertSameTensors(Path.Combine(straight, DiffusionTrainer.CheckpointFile), Path.Combine(run, DiffusionTrainer.CheckpointFile));
+    }
+
+    [Fact]
+    public void InMemoryRun_WritesNothing_AndMatchesTheRunFolder()
+    {
+        string onDisk = NewRunDir();
+        Train(onDisk, Options(4, seed: 3));
+        var before = Directory.EnumerateFileSystemEntries(Directory.GetCurrentDirectory()).Count();
+        using var trainer = new DiffusionTrainer(Info(), new PixelTrainingData(Shapes.Value), Options(4, seed: 3), runDir: null);
+        var progress = new List<double>();
+        trainer.Run(p => progress.Add(p.Loss));
+        Assert.Null(trainer.RunDir);
+        Assert.Null(trainer.ResumedFromStep);
+        Assert.Equal(before, Directory.EnumerateFileSystemEntries(Directory.GetCurrentDirectory()).Count());
+        Assert.Equal(Losses(onDisk), trainer.Metrics.Select(m => (double)m["loss"]).ToArray());
+        Assert.Equal(Losses(onDisk), progress);
+        using var file = SafetensorsFile.Open(Path.Combine(onDisk, DiffusionTrainer.CheckpointFile));
+        foreach (var (name, p) in trainer.EmaModel.named_parameters())
+        {
+            using var saved = file.Read("ema." + name);
+            Assert.True(saved.equal(p).all().item<bool>(), $"EMA weight '{name}' differs from the run folder's");
+        }
     }
 }

@@ -53,6 +53,10 @@ public static class SampleCommand
             else if (prompts.Count > 0)
                 throw new LdmException("this is a class-conditional model; choose classes with --classes instead of --prompt.");
             var ids = text ? Enumerable.Range(0, prompts.Count).ToList() : CliParsing.ClassIds(parse.GetValue(classes), info.Backbone.NumClasses);
+            // Every listed id, not only those --num happens to use: a typo in --classes is an error either way.
+            foreach (var id in text ? [] : ids)
+                if (id < 0 || id >= info.Backbone.NumClasses)
+                    throw new LdmException($"--classes: class id {id} is outside this model's classes 0..{info.Backbone.NumClasses - 1}; use ids in that range.");
             int count = parse.GetValue(num) ?? Math.Min(64, ids.Count * 4);
             if (count < 1) throw new LdmException($"--num must be at least 1, got {count}.");
             var labels = Enumerable.Range(0, count).Select(i => ids[i % ids.Count]).OrderBy(c => ids.IndexOf(c)).ToList();

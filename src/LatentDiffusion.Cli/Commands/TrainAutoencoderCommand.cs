@@ -7,7 +7,7 @@ using TorchSharp;
 
 namespace LatentDiffusion.Cli.Commands;
 
-/// <summary>`ldm train-autoencoder`: trains a KL autoencoder (L1 + KL, optional PatchGAN) with resumable checkpoints.</summary>
+/// <summary>`ldm train-autoencoder`: trains a KL autoencoder (L1 + KL, optional PatchGAN) that resumes automatically from a checkpoint in its --out folder.</summary>
 public static class TrainAutoencoderCommand
 {
     public static Command Create()
@@ -30,10 +30,9 @@ public static class TrainAutoencoderCommand
         var ckptEvery = new Option<int>("--checkpoint-every") { DefaultValueFactory = _ => d.CheckpointEvery };
         var sampleEvery = new Option<int>("--sample-every") { DefaultValueFactory = _ => d.SampleEvery };
         var runtime = CommonOptions.Runtime();
-        var resume = new Option<bool>("--resume") { Description = "Continue the run in --out (its saved options are used; --steps may extend it)." };
         var command = new Command("train-autoencoder", "Train a KL autoencoder (the first stage of latent diffusion) on an image data set.")
         {
-            data, count, size, config, output, steps, batch, lr, kl, discStart, discWeight, ema, flip, seed, ckptEvery, sampleEvery, resume,
+            data, count, size, config, output, steps, batch, lr, kl, discStart, discWeight, ema, flip, seed, ckptEvery, sampleEvery,
         };
         foreach (var o in runtime.All) command.Options.Add(o);
         command.SetAction(p =>
@@ -42,16 +41,11 @@ public static class TrainAutoencoderCommand
                 DataSetKind.Shapes, DataSetKind.ShapesText, DataSetKind.FashionMnist, DataSetKind.ImageFolder, DataSetKind.CaptionedFolder);
             if (CommonOptions.ReadDeprecated(p, count, $"--data {spec.Text.Split(':')[0]}:count={{}}", out int n) && spec.IsShapes && spec.Count is null)
                 spec = spec with { Count = n };
-            // Kept for the merge of the library's device support; the trainer runs on the CPU until then.
             var device = runtime.Apply(p);
             string runDir = p.GetValue(output)!;
             var aeConfig = AutoencoderConfig.FromPresetOrFile(p.GetValue(config)!);
             using var dataset = DataSetLoader.Load(spec, 10_000, p.GetValue(seed), p.GetValue(size), aeConfig.InChannels);
-            AutoencoderTrainer trainer;
-            if (p.GetValue(resume))
-                trainer = AutoencoderTrainer.Resume(runDir, dataset, p.GetResult(steps) is { Implicit: false } ? p.GetValue(steps) : null);
-            else
-                trainer = new AutoencoderTrainer(aeConfig, dataset, new AutoencoderTrainingOptions
+            var trainer = new AutoencoderTrainer(aeConfig, dataset, new AutoencoderTrainingOptions
                 {
                     Steps = p.GetValue(steps), BatchSize = p.GetValue(batch), LearningRate = p.GetValue(lr), KlWeight = p.GetValue(kl),
                     DiscriminatorStart = p.GetValue(discStart), DiscriminatorWeight = p.GetValue(discWeight), EmaDecay = p.GetValue(ema),
@@ -59,6 +53,12 @@ public static class TrainAutoencoderCommand
                 }, runDir);
             using (trainer)
             {
+                if (trainer.IsFinished)
+                {
+                    Console.WriteLine($"{runDir} is already finished at step {trainer.Step}; pass a larger --steps to continue it");
+                    return 0;
+                }
+                if (trainer.ResumedFromStep is long from) Console.WriteLine($"resuming {runDir} at step {from}");
                 AnsiConsole.MarkupLine($"[bold]train-autoencoder[/]: {dataset.Count:N0} images ({Markup.Escape(dataset.Source)}), f={trainer.Model.Config.DownsampleFactor}, {trainer.Model.parameters().Sum(x => x.NumberOfElements):N0} parameters, from step {trainer.Step} to {trainer.Options.Steps}, run folder {Markup.Escape(runDir)}");
                 var started = DateTime.UtcNow;
                 AutoencoderStepResult? last = null;
@@ -68,11 +68,15 @@ public static class TrainAutoencoderCommand
                     {
                         var task = ctx.AddTask("training", maxValue: trainer.Options.Steps);
                         task.Value = trainer.Step;
-                        last = trainer.Run(r =>
+                        try
                         {
-                            task.Value = r.Step;
-                            task.Description = $"step {r.Step} L1 {r.L1:F4} KL {r.Kl:F1}" + (r.DiscriminatorLoss > 0 ? $" D {r.DiscriminatorLoss:F3}" : "");
-                        });
+                            last = trainer.Run(r =>
+                            {
+                                task.Value = r.Step;
+                                task.Description = $"step {r.Step} L1 {r.L1:F4} KL {r.Kl:F1}" + (r.DiscriminatorLoss > 0 ? $" D {r.DiscriminatorLoss:F3}" : "");
+                            });
+                        }
+                        catch (TrainingDivergedException e) { throw new LdmException(e.WithAdvice("Lower --lr."), e); }
                     });
                 var (l1, psnr) = AutoencoderEvaluation.Reconstruction(trainer.Ema, dataset, 512);
                 AnsiConsole.MarkupLine($"done in {(DateTime.UtcNow - started).TotalMinutes:F1} min: EMA reconstruction on the first {Math.Min(512, dataset.Count)} images: L1 {l1:F4}, PSNR {psnr:F2} dB (pixels in [[0, 1]]); latent scale {trainer.Ema.LatentScale:G6}");

@@ -155,6 +155,11 @@ public static class TrainCommand
         var cfg = info.Transformer;
         long parameters = 0;
         using var trainer = new DiffusionTrainer(info, dataset.Data, options, runDir);
+        if (trainer.IsFinished)
+        {
+            Console.WriteLine($"{runDir} is already finished at step {trainer.Step}; pass a larger --steps to continue it");
+            return;
+        }
         // Latent models: sample grids are decoded by the autoencoder, which also goes into the run folder beside the
         // model, so model.safetensors samples to PNGs on its own (the checkpoint names it).
         using var autoencoder = dataset.AutoencoderPath is { } aePath ? AutoencoderKL.Load(aePath) : null;
@@ -169,7 +174,7 @@ public static class TrainCommand
             : $"{dataset.NumClasses} classes";
         string prediction = info.Diffusion.PredictV ? "v" : info.Diffusion.PredictXstart ? "x0" : "eps";
         Console.WriteLine($"model: {cfg.Block} transformer{(cfg.LongSkips ? " with long skips" : "")}, hidden {cfg.HiddenSize}, depth {cfg.Depth}, heads {cfg.NumHeads}, patch {cfg.PatchSize} on {info.Space.ToString().ToLowerInvariant()} {cfg.InputSize}x{cfg.InputSize}x{cfg.InChannels} ({parameters / 1e6:F2}M parameters), predicts {prediction}{(cfg.LearnSigma ? " and sigma" : "")}; data: {dataset.Count} {(dataset.IsLatent ? "latents" : "images")}, {conditioning} from {dataset.Source}");
-        if (trainer.Step > 0) Console.WriteLine($"resuming {runDir} at step {trainer.Step}");
+        if (trainer.ResumedFromStep is long from) Console.WriteLine($"resuming {runDir} at step {from}");
         if (sampleGrids) trainer.OnSample = (step, ema) =>
         {
             using var pipe = DiffusionPipeline.FromModels(ema, info, autoencoder);
@@ -190,7 +195,8 @@ public static class TrainCommand
         };
         ConsoleProgress.Run("training", options.Steps, report =>
         {
-            trainer.Run(p => report(p.Step, $"loss {p.Loss:F4}, {p.StepsPerSecond:F2} steps/s"));
+            try { trainer.Run(p => report(p.Step, $"loss {p.Loss:F4}, {p.StepsPerSecond:F2} steps/s")); }
+            catch (TrainingDivergedException e) { throw new LdmException(e.WithAdvice("Lower --lr, add --grad-clip 1, or use float32."), e); }
             return 0;
         });
         string metrics = Path.Combine(runDir, DiffusionTrainer.MetricsFile);

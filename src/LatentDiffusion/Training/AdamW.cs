@@ -32,8 +32,8 @@ public sealed class AdamW : IDisposable
         }
     }
 
-    public static AdamW For(nn.Module module, double lr = 1e-4, double weightDecay = 0.0) =>
-        new(module.named_parameters().Select(p => (p.name, p.parameter as Tensor)), lr, weightDecay: weightDecay);
+    public static AdamW For(nn.Module module, double lr = 1e-4, double weightDecay = 0.0, double beta1 = 0.9, double beta2 = 0.999) =>
+        new(module.named_parameters().Select(p => (p.name, p.parameter as Tensor)), lr, beta1, beta2, weightDecay: weightDecay);
 
     /// <summary>Applies one update from the gradients currently stored on the parameters.</summary>
     public void StepOnce()

@@ -25,10 +25,14 @@ public sealed record AutoencoderTrainingOptions
     public double DiscriminatorWeight { get; init; } = 0.5;
     public int DiscriminatorLayers { get; init; } = 3;
     public int DiscriminatorChannels { get; init; } = 64;
+    /// <summary>Linear learning-rate warm-up over this many steps (0 = none).</summary>
+    public int WarmupSteps { get; init; }
     public double EmaDecay { get; init; } = 0.999;
     /// <summary>Mirror training images left-right with probability ½.</summary>
     public bool HorizontalFlip { get; init; }
     public int Seed { get; init; }
+    /// <summary>Write one metrics entry (means over the interval) every this many steps (and at the end).</summary>
+    public int LogEvery { get; init; } = 10;
     /// <summary>Write the resumable training state every this many steps (and at the end).</summary>
     public int CheckpointEvery { get; init; } = 1000;
     /// <summary>Write a reconstruction grid every this many steps (0: never).</summary>
@@ -38,17 +42,24 @@ public sealed record AutoencoderTrainingOptions
 
     public void Validate()
     {
-        static LdmException Bad(string what) => new($"invalid autoencoder training option: {what}.");
-        if (Steps <= 0) throw Bad($"--steps must be positive, got {Steps}");
-        if (BatchSize <= 0) throw Bad($"--batch-size must be positive, got {BatchSize}");
-        if (!(LearningRate > 0)) throw Bad($"--lr must be positive, got {LearningRate}");
-        if (WeightDecay < 0) throw Bad($"weight decay must be ≥ 0, got {WeightDecay}");
-        if (KlWeight < 0) throw Bad($"--kl-weight must be ≥ 0, got {KlWeight}");
-        if (DiscriminatorStart is < 0) throw Bad($"--disc-start must be ≥ 0, got {DiscriminatorStart}");
-        if (EmaDecay < 0 || EmaDecay >= 1) throw Bad($"--ema-decay must be in [0, 1), got {EmaDecay}");
-        if (CheckpointEvery <= 0) throw Bad($"--checkpoint-every must be positive, got {CheckpointEvery}");
-        if (SampleEvery < 0) throw Bad($"--sample-every must be ≥ 0, got {SampleEvery}");
-        if (ScaleSamples <= 0) throw Bad($"scale samples must be positive, got {ScaleSamples}");
+        static LdmOptionException Bad(string property, object? value, string requirement, string? hint = null) =>
+            new(nameof(AutoencoderTrainingOptions), property, value, requirement, hint);
+        if (Steps <= 0) throw Bad(nameof(Steps), Steps, "be at least 1");
+        if (BatchSize <= 0) throw Bad(nameof(BatchSize), BatchSize, "be at least 1");
+        if (!(LearningRate > 0) || !double.IsFinite(LearningRate)) throw Bad(nameof(LearningRate), LearningRate, "be a positive number");
+        if (!(WeightDecay >= 0)) throw Bad(nameof(WeightDecay), WeightDecay, "be at least 0");
+        if (!(Beta1 >= 0 && Beta1 < 1)) throw Bad(nameof(Beta1), Beta1, "be in [0, 1)", "LDM uses 0.5");
+        if (!(Beta2 >= 0 && Beta2 < 1)) throw Bad(nameof(Beta2), Beta2, "be in [0, 1)", "LDM uses 0.9");
+        if (!(KlWeight >= 0)) throw Bad(nameof(KlWeight), KlWeight, "be at least 0", "LDM uses 1e-6");
+        if (DiscriminatorStart is < 0) throw Bad(nameof(DiscriminatorStart), DiscriminatorStart, "be at least 0");
+        if (DiscriminatorLayers < 1) throw Bad(nameof(DiscriminatorLayers), DiscriminatorLayers, "be at least 1", "LDM uses 3");
+        if (DiscriminatorChannels < 1) throw Bad(nameof(DiscriminatorChannels), DiscriminatorChannels, "be at least 1", "LDM uses 64");
+        if (WarmupSteps < 0) throw Bad(nameof(WarmupSteps), WarmupSteps, "be at least 0");
+        if (!(EmaDecay >= 0 && EmaDecay < 1)) throw Bad(nameof(EmaDecay), EmaDecay, "be in [0, 1)");
+        if (LogEvery <= 0) throw Bad(nameof(LogEvery), LogEvery, "be at least 1");
+        if (CheckpointEvery <= 0) throw Bad(nameof(CheckpointEvery), CheckpointEvery, "be at least 1");
+        if (SampleEvery < 0) throw Bad(nameof(SampleEvery), SampleEvery, "be at least 0 (0 = never)");
+        if (ScaleSamples <= 0) throw Bad(nameof(ScaleSamples), ScaleSamples, "be at least 1");
     }
 }
 

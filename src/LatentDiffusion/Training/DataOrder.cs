@@ -33,9 +33,19 @@ public sealed class DataOrder(long count, long seed)
     }
 }
 
-/// <summary>Seeds derived from a run seed and a step, so every step's random draws are reproducible on resume.</summary>
+/// <summary>
+/// Seeds derived from a run seed and a step, so every step's random draws are reproducible on resume. Step s draws from
+/// a generator seeded by <c>Mix(seed, s)</c>; draws that belong to no step use the negative streams below.
+/// </summary>
 public static class StepSeeds
 {
+    /// <summary>Streams of draws outside the steps: model initialisation, the discriminator's, latent-scale measurement;
+    /// <see cref="DropoutStream"/> is indexed by step (<see cref="Mix(long, long, long)"/>) for the global torch seed.</summary>
+    public const long InitStream = -1, DiscriminatorInitStream = -2, LatentScaleStream = -3, DropoutStream = -4;
+
+    /// <summary>A seed for position <paramref name="index"/> of stream <paramref name="stream"/>.</summary>
+    public static ulong Mix(long seed, long stream, long index) => Mix((long)Mix(seed, stream), index);
+
     /// <summary>A well-mixed 64-bit seed from (seed, stream) (SplitMix64 finaliser).</summary>
     public static ulong Mix(long seed, long stream)
     {

@@ -1,6 +1,6 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using LatentDiffusion.Denoisers;
 using LatentDiffusion.Diffusion;
 using LatentDiffusion.IO;
@@ -11,9 +11,6 @@ using static TorchSharp.torch;
 
 namespace LatentDiffusion.Training;
 
-/// <summary>Progress of a run, reported after every step.</summary>
-public sealed record TrainingProgress(long Step, long TotalSteps, double Loss, double StepsPerSecond, double LearningRate);
-
 /// <summary>
 /// Trains a diffusion Transformer with DiT's recipe: uniform timesteps, the diffusion's training loss (ε-MSE, plus the
 /// VB term when sigma is learned), AdamW, EMA of weights. A run directory holds:
@@ -22,14 +19,19 @@ public sealed record TrainingProgress(long Step, long TotalSteps, double Loss, d
 /// <item><c>model.safetensors</c>: the EMA weights as a standalone denoiser checkpoint (for sampling),</item>
 /// <item><c>metrics.jsonl</c>: step, loss, learning rate, throughput.</item>
 /// </list>
+/// The loop, checkpoints and resume are <see cref="TrainingRun"/>'s; without a run folder (null) nothing is written.
 /// Every random draw of step s comes from a generator seeded by (seed, s), and the data order is a function of
 /// (seed, step), so a run resumed from its checkpoint (even after kill -9) continues the same loss curve.
 /// A text model (config <c>text</c>) trains on the data's captions, tokenized with <see cref="DenoiserInfo.Tokenizer"/>;
 /// each caption becomes the empty caption with probability text.dropout_prob, drawn from the step's generator.
 /// </summary>
-public sealed class DiffusionTrainer : IDisposable
+public sealed class DiffusionTrainer : ITrainable, IDisposable
 {
-    public const string CheckpointFile = "checkpoint.safetensors", ModelFile = "model.safetensors", MetricsFile = "metrics.jsonl";
+    public const string CheckpointFile = TrainingRun.CheckpointFile, ModelFile = "model.safetensors", MetricsFile = TrainingRun.MetricsFile;
+    /// <summary>Options that may change between a run and its resume (they do not change the curve).</summary>
+    static readonly string[] ResumableOptions = [nameof(DiffusionTrainingOptions.Steps), nameof(DiffusionTrainingOptions.LogEvery),
+        nameof(DiffusionTrainingOptions.CheckpointEvery), nameof(DiffusionTrainingOptions.SampleEvery)];
+    const string Advice = "Lower LearningRate, set GradClip to 1, or train without Bf16.";
 
     readonly DiffusionTransformer _model, _ema;
     readonly MixedPrecision? _mixed;
@@ -39,22 +41,33 @@ public sealed class DiffusionTrainer : IDisposable
     readonly ITrainingData _data;
     readonly DataOrder _order;
     readonly BatchPrefetcher _prefetcher;
+    readonly TrainingRun _run;
 
     public DenoiserInfo Info { get; }
     public DiffusionTrainingOptions Options { get; }
-    public string RunDir { get; }
-    public long Step { get; private set; }
+    /// <summary>The run folder, or null for a run in memory.</summary>
+    public string? RunDir => _run.RunDir;
+    /// <summary>Steps done so far.</summary>
+    public long Step => _run.Step;
+    /// <summary>The step of the checkpoint this run resumed from, or null for a new run.</summary>
+    public long? ResumedFromStep => _run.ResumedFromStep;
+    /// <summary>The run has reached <see cref="DiffusionTrainingOptions.Steps"/>; <see cref="Run"/> does nothing, a larger Steps continues it.</summary>
+    public bool IsFinished => _run.IsFinished;
+    /// <summary>The metrics entries logged by this trainer (also in <c>metrics.jsonl</c> of a run folder).</summary>
+    public IReadOnlyList<IReadOnlyDictionary<string, object>> Metrics => _run.Metrics;
     public DiffusionTransformer EmaModel => _ema;
     public DiffusionTransformer Model => _model;
 
     /// <summary>Called with the EMA model whenever a sample grid is due (step, model).</summary>
     public Action<long, DiffusionTransformer>? OnSample { get; set; }
 
-    public DiffusionTrainer(DenoiserInfo info, ITrainingData data, DiffusionTrainingOptions options, string runDir)
+    /// <summary>A new run, or the run saved in <paramref name="runDir"/> resumed (see <see cref="TrainingRun"/>).</summary>
+    /// <param name="runDir">The run folder, or null to train in memory without writing files.</param>
+    public DiffusionTrainer(DenoiserInfo info, ITrainingData data, DiffusionTrainingOptions options, string? runDir)
     {
         options.Validate();
-        if (data.Count < 1) throw new LdmException("the training data is empty; point --data at a data set with images.");
-        Info = info; Options = options; RunDir = runDir; _data = data;
+        if (data.Count < 1) throw new LdmException("the training data is empty; give a data set with images.");
+        Info = info; Options = options; _data = data;
         info.Check("the training setup");
         _diffusion = new GaussianDiffusion(info.Diffusion);
         _timesteps = new TimestepSampler(_diffusion);
@@ -69,77 +82,30 @@ public sealed class DiffusionTrainer : IDisposable
         if (info.Transformer.IsTextConditional)
         {
             if (data.AllCaptions is null)
-                throw new LdmException("a text model needs captions, but the training data has none; use --data shapes-text or a folder with a metadata.jsonl holding \"text\" captions.");
+                throw new LdmException("a text model needs captions, but the training data has none; use the shapes-text data set or a folder with a metadata.jsonl holding \"text\" captions.");
         }
         if (options.Bf16) _mixed = new MixedPrecision(_model, new DiffusionTransformer(info.Transformer));
-        Directory.CreateDirectory(runDir);
-        TryResume();
+        Settings = new RunSettings().Add(JsonNode.Parse(info.Transformer.ToJson())).Add(JsonSerializer.SerializeToNode(info.Diffusion), "diffusion.")
+            .AddOptions(options, ResumableOptions);
+        try { _run = new TrainingRun(this, new TrainingSchedule(options.Steps, options.LearningRate, options.WarmupSteps, options.LogEvery, options.CheckpointEvery), runDir, Advice); }
+        catch { Dispose(); throw; }
     }
 
-    void TryResume()
-    {
-        string path = Path.Combine(RunDir, CheckpointFile);
-        if (!File.Exists(path)) return;
-        using var file = SafetensorsFile.Open(path);
-        if (!file.Metadata.TryGetValue("ldm.train.step", out var stepText))
-            throw new LdmException($"'{path}' is not a training checkpoint of ldm; choose an empty --out folder for a new run.");
-        var saved = file.Metadata.GetValueOrDefault("ldm.train.model", "");
-        if (saved != Info.Transformer.ToJson())
-            throw new LdmException($"the run in '{RunDir}' was started with another model config; resume with the same settings or choose a new --out folder.");
-        using var scope = torch.NewDisposeScope();
-        var all = file.ReadAll();
-        Dictionary<string, Tensor> Part(string prefix) =>
-            all.Where(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal)).ToDictionary(kv => kv.Key[prefix.Length..], kv => kv.Value);
-        StateDict.Load(_model, Part("model."), path);
-        StateDict.Load(_ema, Part("ema."), path);
-        _optimizer.LoadState(Part("optim."), path);
-        Step = long.Parse(stepText, CultureInfo.InvariantCulture);
-    }
-
-    /// <summary>Trains until <see cref="DiffusionTrainingOptions.Steps"/>; checkpoints on schedule and at the end.</summary>
-    public void Run(Action<TrainingProgress>? onProgress = null, CancellationToken cancel = default)
-    {
-        using var log = new MetricsLog(Path.Combine(RunDir, MetricsFile), Step);
-        var clock = Stopwatch.StartNew();
-        long stepsTimed = 0;
-        double lossSum = 0; int lossCount = 0;
-        while (Step < Options.Steps && !cancel.IsCancellationRequested)
+    /// <summary>Trains until <see cref="DiffusionTrainingOptions.Steps"/>; checkpoints on schedule, at the end and when cancelled.</summary>
+    public void Run(Action<TrainingProgress>? onProgress = null, CancellationToken cancel = default) =>
+        _run.Run(onProgress, cancel, step =>
         {
-            double lr = LearningRateAt(Step);
-            double loss = TrainStep(Step, lr);
-            if (!double.IsFinite(loss))
-                throw new LdmException($"the loss became {loss} at step {Step + 1}; training stopped and the last good checkpoint in '{RunDir}' is kept. Lower --lr, add --grad-clip 1, or use float32.");
-            Step++;
-            stepsTimed++;
-            lossSum += loss; lossCount++;
-            double sps = stepsTimed / Math.Max(1e-9, clock.Elapsed.TotalSeconds);
-            onProgress?.Invoke(new TrainingProgress(Step, Options.Steps, loss, sps, lr));
-            if (Step % Options.LogEvery == 0 || Step == Options.Steps)
-            {
-                log.Write(new Dictionary<string, object>
-                {
-                    ["step"] = Step, ["loss"] = lossSum / lossCount, ["lr"] = lr, ["steps_per_sec"] = Math.Round(sps, 4),
-                    ["time"] = DateTime.UtcNow.ToString("O"),
-                });
-                lossSum = 0; lossCount = 0;
-            }
-            if (Step % Options.CheckpointEvery == 0 || Step == Options.Steps) SaveCheckpoint();
-            if ((Options.SampleEvery > 0 && Step % Options.SampleEvery == 0) || Step == Options.Steps) OnSample?.Invoke(Step, _ema);
-        }
-    }
+            if ((Options.SampleEvery > 0 && step % Options.SampleEvery == 0) || step == Options.Steps) OnSample?.Invoke(step, _ema);
+        });
 
-    /// <summary>Runs <paramref name="count"/> optimisation steps without logging or checkpoints (benchmarks).</summary>
+    /// <summary>Runs <paramref name="count"/> optimisation steps without checkpoints (benchmarks).</summary>
     public void RunSteps(int count)
     {
-        for (int i = 0; i < count; i++)
-        {
-            TrainStep(Step, LearningRateAt(Step));
-            Step++;
-        }
+        for (int i = 0; i < count; i++) _run.StepOnce();
     }
 
-    double LearningRateAt(long step) =>
-        Options.WarmupSteps > 0 ? Options.LearningRate * Math.Min(1.0, (step + 1.0) / Options.WarmupSteps) : Options.LearningRate;
+    /// <summary>Writes checkpoint.safetensors (resume state) and model.safetensors (EMA, for sampling), each atomically.</summary>
+    public void SaveCheckpoint() => _run.SaveCheckpoint();
 
     /// <summary>
     /// The examples of a step (run on the prefetch thread): indices from the data order, augmentation and posterior
@@ -163,6 +129,8 @@ public sealed class DiffusionTrainer : IDisposable
     }
 
     /// <summary>One optimisation step; returns the mean loss of the batch.</summary>
+    IReadOnlyDictionary<string, double> ITrainable.TrainStep(long step, double lr) => new Dictionary<string, double> { ["loss"] = TrainStep(step, lr) };
+
     double TrainStep(long step, double lr)
     {
         using var scope = torch.NewDisposeScope();
@@ -211,34 +179,54 @@ public sealed class DiffusionTrainer : IDisposable
         }
     }
 
-    /// <summary>Writes checkpoint.safetensors (resume state) and model.safetensors (EMA, for sampling), each atomically.</summary>
-    public void SaveCheckpoint()
+    // ---- ITrainable: what the run saves, restores and checks ----
+
+    public string Kind => "diffusion-transformer";
+    public RunSettings Settings { get; }
+
+    IReadOnlyDictionary<string, string> ITrainable.CheckpointMetadata
     {
-        using var scope = torch.NewDisposeScope();
-        // A finite loss does not prove finite weights (a NaN gradient passes through AdamW into them); never replace the
-        // last good checkpoint with weights nobody can resume from or sample.
-        foreach (var (name, p) in _model.named_parameters())
-            if (!p.isfinite().all().item<bool>())
-                throw new LdmException($"the weight '{name}' became non-finite by step {Step}; training stopped and the last good checkpoint in '{RunDir}' is kept. Lower --lr, add --grad-clip 1, or use float32.");
+        get
+        {
+            var meta = new Dictionary<string, string>
+            {
+                ["ldm.train.model"] = Info.Transformer.ToJson(),
+                ["ldm.train.options"] = JsonSerializer.Serialize(Options),
+                [ModelCheckpoint.ConfigKey] = DenoiserCheckpoint.ToJson(Info).ToJsonString(),
+            };
+            foreach (var (k, v) in DenoiserCheckpoint.Metadata(Info)) meta[k] = v;
+            return meta;
+        }
+    }
+
+    IReadOnlyDictionary<string, Tensor> ITrainable.StateTensors()
+    {
         var tensors = new Dictionary<string, Tensor>();
         foreach (var (k, v) in _model.state_dict()) tensors["model." + k] = v;
         foreach (var (k, v) in _ema.state_dict()) tensors["ema." + k] = v;
         foreach (var (k, v) in _optimizer.StateTensors()) tensors["optim." + k] = v;
-        var meta = new Dictionary<string, string>
-        {
-            ["ldm.train.step"] = Step.ToString(CultureInfo.InvariantCulture),
-            ["ldm.train.model"] = Info.Transformer.ToJson(),
-            ["ldm.train.options"] = JsonSerializer.Serialize(Options),
-            [ModelCheckpoint.ConfigKey] = DenoiserCheckpoint.ToJson(Info).ToJsonString(),
-        };
-        foreach (var (k, v) in DenoiserCheckpoint.Metadata(Info)) meta[k] = v;
-        SafetensorsWriter.Write(Path.Combine(RunDir, CheckpointFile), tensors, meta);
-        DenoiserCheckpoint.Save(Path.Combine(RunDir, ModelFile), _ema, Info,
-            extra: new Dictionary<string, string> { ["ldm.train.step"] = Step.ToString(CultureInfo.InvariantCulture) });
+        return tensors;
+    }
+
+    void ITrainable.LoadState(IReadOnlyDictionary<string, Tensor> state, string source)
+    {
+        StateDict.Load(_model, TrainingRun.Part(state, "model."), source);
+        StateDict.Load(_ema, TrainingRun.Part(state, "ema."), source);
+        _optimizer.LoadState(TrainingRun.Part(state, "optim."), source);
+    }
+
+    IEnumerable<(string name, Tensor weight)> ITrainable.Weights() => _model.named_parameters().Select(p => (p.name, (Tensor)p.parameter));
+
+    void ITrainable.PublishModel(string? runDir, long step, bool finished)
+    {
+        if (runDir is null) return;
+        DenoiserCheckpoint.Save(Path.Combine(runDir, ModelFile), _ema, Info,
+            extra: new Dictionary<string, string> { ["ldm.train.step"] = step.ToString(CultureInfo.InvariantCulture) });
     }
 
     public void Dispose()
     {
+        _run?.Dispose();
         _prefetcher.Dispose();
         _optimizer.Dispose();
         _mixed?.Dispose();

@@ -24,16 +24,17 @@ public sealed record DiffusionTrainingOptions
 
     public void Validate()
     {
-        static LdmException Bad(string what) => new($"{what}.");
-        if (Steps < 1) throw Bad($"--steps must be at least 1, got {Steps}");
-        if (BatchSize < 1) throw Bad($"--batch-size must be at least 1, got {BatchSize}");
-        if (!(LearningRate > 0) || !double.IsFinite(LearningRate)) throw Bad($"--lr must be a positive number, got {LearningRate}; DiT uses 1e-4");
-        if (WeightDecay < 0) throw Bad($"--weight-decay must be >= 0, got {WeightDecay}");
-        if (WarmupSteps < 0) throw Bad($"--warmup must be >= 0, got {WarmupSteps}");
-        if (GradClip < 0) throw Bad($"--grad-clip must be >= 0 (0 = off), got {GradClip}");
-        if (EmaDecay < 0 || EmaDecay >= 1) throw Bad($"--ema-decay must be in [0, 1), got {EmaDecay}; DiT uses 0.9999");
-        if (LogEvery < 1) throw Bad($"--log-every must be at least 1, got {LogEvery}");
-        if (CheckpointEvery < 1) throw Bad($"--checkpoint-every must be at least 1, got {CheckpointEvery}");
-        if (SampleEvery < 0) throw Bad($"--sample-every must be >= 0, got {SampleEvery}");
+        static LdmOptionException Bad(string property, object? value, string requirement, string? hint = null) =>
+            new(nameof(DiffusionTrainingOptions), property, value, requirement, hint);
+        if (Steps < 1) throw Bad(nameof(Steps), Steps, "be at least 1");
+        if (BatchSize < 1) throw Bad(nameof(BatchSize), BatchSize, "be at least 1");
+        if (!(LearningRate > 0) || !double.IsFinite(LearningRate)) throw Bad(nameof(LearningRate), LearningRate, "be a positive number", "DiT uses 1e-4");
+        if (!(WeightDecay >= 0)) throw Bad(nameof(WeightDecay), WeightDecay, "be at least 0");
+        if (WarmupSteps < 0) throw Bad(nameof(WarmupSteps), WarmupSteps, "be at least 0");
+        if (!(GradClip >= 0)) throw Bad(nameof(GradClip), GradClip, "be at least 0 (0 = off)");
+        if (!(EmaDecay >= 0 && EmaDecay < 1)) throw Bad(nameof(EmaDecay), EmaDecay, "be in [0, 1)", "DiT uses 0.9999");
+        if (LogEvery < 1) throw Bad(nameof(LogEvery), LogEvery, "be at least 1");
+        if (CheckpointEvery < 1) throw Bad(nameof(CheckpointEvery), CheckpointEvery, "be at least 1");
+        if (SampleEvery < 0) throw Bad(nameof(SampleEvery), SampleEvery, "be at least 0 (0 = at the end only)");
     }
 }

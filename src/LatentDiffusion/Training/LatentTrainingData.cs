@@ -17,7 +17,7 @@ public sealed class LatentTrainingData(LatentCache cache) : ITrainingData
     public (Tensor x, Tensor labels) GetBatch(long[] indices, Generator generator, bool horizontalFlip)
     {
         if (horizontalFlip)
-            throw new LdmException("--flip cannot mirror cached latents; encode the data with `ldm encode --flip` (mirrored copies in the cache) and train without --flip.");
+            throw new LdmException("horizontal flips (DiffusionTrainingOptions.HorizontalFlip) cannot mirror cached latents; make the cache with mirrored copies (ldm encode --flip) and train without flips.");
         using var batch = cache.GetBatch(indices, generator);
         return (batch.Latents.alias(), batch.Labels.alias());
     }

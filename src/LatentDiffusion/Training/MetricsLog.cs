@@ -3,17 +3,25 @@ using System.Text.Json;
 namespace LatentDiffusion.Training;
 
 /// <summary>
-/// A JSON-lines log of training metrics (one object per logged step). On resume the file is cut back to the
-/// steps the checkpoint covers, so the log never holds a step twice.
+/// A JSON-lines log of training metrics (one object per logged step), kept in memory (<see cref="Entries"/>) and, given
+/// a path, appended to that file. On resume the file is cut back to the steps the checkpoint covers, so the log never
+/// holds a step twice.
 /// </summary>
 public sealed class MetricsLog : IDisposable
 {
-    readonly StreamWriter _writer;
-    public string Path { get; }
+    readonly StreamWriter? _writer;
+    readonly List<IReadOnlyDictionary<string, object>> _entries = [];
 
-    public MetricsLog(string path, long resumeStep)
+    /// <summary>The file written, or null for a log in memory only.</summary>
+    public string? Path { get; }
+
+    /// <summary>The entries written through this object (not those already in the file).</summary>
+    public IReadOnlyList<IReadOnlyDictionary<string, object>> Entries => _entries;
+
+    public MetricsLog(string? path, long resumeStep)
     {
         Path = path;
+        if (path is null) return;
         if (File.Exists(path))
         {
             var kept = File.ReadLines(path).Where(l => StepOf(l) is { } s && s <= resumeStep).ToList();
@@ -32,11 +40,15 @@ public sealed class MetricsLog : IDisposable
         catch (JsonException) { return null; }
     }
 
-    public void Write(IReadOnlyDictionary<string, object> values) => _writer.WriteLine(JsonSerializer.Serialize(values));
+    public void Write(IReadOnlyDictionary<string, object> values)
+    {
+        _entries.Add(values);
+        _writer?.WriteLine(JsonSerializer.Serialize(values));
+    }
 
     public static List<Dictionary<string, JsonElement>> Read(string path) =>
         File.ReadLines(path).Where(l => l.Length > 0)
             .Select(l => JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(l)!).ToList();
 
-    public void Dispose() => _writer.Dispose();
+    public void Dispose() => _writer?.Dispose();
 }

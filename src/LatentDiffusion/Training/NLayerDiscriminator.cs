@@ -17,7 +17,7 @@ public sealed class NLayerDiscriminator : nn.Module<Tensor, Tensor>
 
     public NLayerDiscriminator(int inChannels, int ndf = 64, int layers = 3, Generator? init = null) : base(nameof(NLayerDiscriminator))
     {
-        if (layers < 1) throw new LdmException($"the discriminator needs at least 1 layer, got {layers}; pass --disc-layers 1 or more.");
+        if (layers < 1) throw new LdmException($"the discriminator needs at least 1 layer, got {layers}; give 1 or more (AutoencoderTrainingOptions.DiscriminatorLayers).");
         var items = new List<(string, nn.Module<Tensor, Tensor>)>();
         void Add(nn.Module<Tensor, Tensor> m) => items.Add((items.Count.ToString(), m));
         Add(nn.Conv2d(inChannels, ndf, kernel_size: 4, stride: 2, padding: 1));

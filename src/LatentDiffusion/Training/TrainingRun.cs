@@ -1,0 +1,166 @@
+using System.Diagnostics;
+using System.Globalization;
+using LatentDiffusion.IO;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LatentDiffusion.Training;
+
+/// <summary>Progress of a run, reported after every step; <paramref name="Values"/> holds every value the step measured.</summary>
+public sealed record TrainingProgress(long Step, long TotalSteps, double Loss, double StepsPerSecond, double LearningRate,
+    IReadOnlyDictionary<string, double>? Values = null);
+
+/// <summary>
+/// The training loop shared by every trainer: step count, learning-rate schedule, metrics log, checkpoints and resume.
+/// The trainer (an <see cref="ITrainable"/>) supplies the models, the optimizer state and one step function.
+/// <para>A run folder holds <c>checkpoint.safetensors</c> (the trainer's state, the step, the run's settings; written
+/// atomically), <c>metrics.jsonl</c> and whatever model file the trainer publishes. When the folder already holds a
+/// checkpoint the run resumes from it (<see cref="ResumedFromStep"/>), provided it asks for the same settings; a run
+/// whose step budget is reached is <see cref="IsFinished"/> and a larger budget continues it. Without a run folder
+/// (null) nothing is written and the metrics stay in <see cref="Metrics"/>.</para>
+/// </summary>
+public sealed class TrainingRun : IDisposable
+{
+    public const string CheckpointFile = "checkpoint.safetensors", MetricsFile = "metrics.jsonl";
+    public const string StepKey = "ldm.train.step", KindKey = "ldm.train.kind", SettingsKey = "ldm.train.settings";
+    /// <summary>The kind assumed for checkpoints written before the kind was recorded (only the diffusion trainer wrote them).</summary>
+    const string UnrecordedKind = "diffusion-transformer";
+
+    readonly ITrainable _trainee;
+    readonly string _divergenceAdvice;
+    readonly MetricsLog _log;
+    readonly Stopwatch _clock = new();
+    readonly Dictionary<string, double> _sums = new(StringComparer.Ordinal);
+    long _stepsTimed, _lastCheckpoint;
+    int _summed;
+
+    /// <summary>The run folder, or null for a run in memory.</summary>
+    public string? RunDir { get; }
+    public TrainingSchedule Schedule { get; }
+    /// <summary>Steps done so far.</summary>
+    public long Step { get; private set; }
+    /// <summary>The step of the checkpoint this run resumed from, or null for a new run.</summary>
+    public long? ResumedFromStep { get; }
+    /// <summary>The step budget is reached; a larger <see cref="TrainingSchedule.Steps"/> continues the run.</summary>
+    public bool IsFinished => Step >= Schedule.Steps;
+    /// <summary>The metrics entries logged by this object (the file may hold earlier ones).</summary>
+    public IReadOnlyList<IReadOnlyDictionary<string, object>> Metrics => _log.Entries;
+    /// <summary>Learning rate of the last step done.</summary>
+    public double LearningRate { get; private set; }
+    public double StepsPerSecond => _stepsTimed / Math.Max(1e-9, _clock.Elapsed.TotalSeconds);
+
+    /// <param name="divergenceAdvice">What to tell the user when the loss or a weight becomes non-finite.</param>
+    public TrainingRun(ITrainable trainee, TrainingSchedule schedule, string? runDir, string divergenceAdvice)
+    {
+        _trainee = trainee;
+        Schedule = schedule;
+        RunDir = runDir;
+        _divergenceAdvice = divergenceAdvice;
+        if (runDir != null)
+        {
+            Directory.CreateDirectory(runDir);
+            ResumedFromStep = TryResume(runDir);
+            Step = _lastCheckpoint = ResumedFromStep ?? 0;
+        }
+        _log = new MetricsLog(runDir is null ? null : Path.Combine(runDir, MetricsFile), Step);
+    }
+
+    long? TryResume(string runDir)
+    {
+        string path = Path.Combine(runDir, CheckpointFile);
+        if (!File.Exists(path)) return null;
+        using var file = SafetensorsFile.Open(path);
+        if (!file.Metadata.TryGetValue(StepKey, out var stepText))
+            throw new LdmException($"'{path}' is not a training checkpoint of ldm; choose an empty run folder for a new run.");
+        string kind = file.Metadata.GetValueOrDefault(KindKey, UnrecordedKind);
+        if (kind != _trainee.Kind)
+            throw new LdmException($"the run in '{runDir}' is a {kind} run, not a {_trainee.Kind} run; choose another run folder.");
+        // Checkpoints written before the settings were recorded resume unchecked.
+        if (file.Metadata.TryGetValue(SettingsKey, out var saved))
+            _trainee.Settings.CheckResumable(RunSettings.FromJson(saved), runDir);
+        using var scope = torch.NewDisposeScope();
+        _trainee.LoadState(file.ReadAll(), path);
+        return long.Parse(stepText, CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>
+    /// Trains until the step budget or <paramref name="cancel"/>; checkpoints every <see cref="TrainingSchedule.CheckpointEvery"/>
+    /// steps, at the end and when cancelled. <paramref name="afterStep"/> runs after each step's checkpoint (e.g. sample grids).
+    /// Does nothing when the run <see cref="IsFinished"/>.
+    /// </summary>
+    public void Run(Action<TrainingProgress>? onProgress = null, CancellationToken cancel = default, Action<long>? afterStep = null)
+    {
+        while (!IsFinished && !cancel.IsCancellationRequested)
+        {
+            var values = StepOnce();
+            onProgress?.Invoke(new TrainingProgress(Step, Schedule.Steps, values["loss"], StepsPerSecond, LearningRate, values));
+            if (Step % Schedule.CheckpointEvery == 0 || IsFinished) SaveCheckpoint();
+            afterStep?.Invoke(Step);
+        }
+        if (Step != _lastCheckpoint) SaveCheckpoint();
+    }
+
+    /// <summary>One step with the scheduled learning rate and the metrics log, without a checkpoint.</summary>
+    public IReadOnlyDictionary<string, double> StepOnce()
+    {
+        _clock.Start();
+        double lr = Schedule.LearningRateAt(Step);
+        var values = _trainee.TrainStep(Step, lr);
+        foreach (var (name, value) in values)
+            if (!double.IsFinite(value))
+                throw new TrainingDivergedException($"the {name} became {value.ToString(CultureInfo.InvariantCulture)}", Step + 1, RunDir, _divergenceAdvice);
+        Step++;
+        _stepsTimed++;
+        LearningRate = lr;
+        foreach (var (name, value) in values) _sums[name] = _sums.GetValueOrDefault(name) + value;
+        _summed++;
+        if (Step % Schedule.LogEvery == 0 || IsFinished) WriteMetrics();
+        return values;
+    }
+
+    void WriteMetrics()
+    {
+        var entry = new Dictionary<string, object> { ["step"] = Step };
+        foreach (var (name, sum) in _sums) entry[name] = sum / _summed;
+        entry["lr"] = LearningRate;
+        entry["steps_per_sec"] = Math.Round(StepsPerSecond, 4);
+        entry["time"] = DateTime.UtcNow.ToString("O");
+        _log.Write(entry);
+        _sums.Clear();
+        _summed = 0;
+    }
+
+    /// <summary>
+    /// Checks that every weight is finite, writes <c>checkpoint.safetensors</c> (atomically) and lets the trainer publish
+    /// its model. In memory only the check and the publishing happen.
+    /// </summary>
+    public void SaveCheckpoint()
+    {
+        using (var scope = torch.NewDisposeScope())
+        {
+            // A finite loss does not prove finite weights (a NaN gradient passes through AdamW into them); never replace
+            // the last good checkpoint with weights nobody can resume from or sample.
+            foreach (var (name, weight) in _trainee.Weights())
+                if (!weight.isfinite().all().item<bool>())
+                    throw new TrainingDivergedException($"the weight '{name}' became non-finite", Step, RunDir, _divergenceAdvice);
+            if (RunDir != null)
+            {
+                var meta = new Dictionary<string, string>(_trainee.CheckpointMetadata)
+                {
+                    [KindKey] = _trainee.Kind,
+                    [StepKey] = Step.ToString(CultureInfo.InvariantCulture),
+                    [SettingsKey] = _trainee.Settings.ToJson(),
+                };
+                SafetensorsWriter.Write(Path.Combine(RunDir, CheckpointFile), _trainee.StateTensors(), meta);
+            }
+        }
+        _trainee.PublishModel(RunDir, Step, IsFinished);
+        _lastCheckpoint = Step;
+    }
+
+    /// <summary>The tensors of <paramref name="state"/> whose names start with <paramref name="prefix"/>, without it (one part of a checkpoint).</summary>
+    public static Dictionary<string, Tensor> Part(IReadOnlyDictionary<string, Tensor> state, string prefix) =>
+        state.Where(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal)).ToDictionary(kv => kv.Key[prefix.Length..], kv => kv.Value);
+
+    public void Dispose() => _log.Dispose();
+}
