@@ -34,8 +34,8 @@ public static class Devices
             if (text.Length > 4 && (!int.TryParse(text[5..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out index)))
                 throw new LdmException($"unknown device '{name}'; use {Choices} (N = GPU index, e.g. cuda:0).");
             if (!CudaAvailable)
-                throw new LdmException($"device '{name}' asks for CUDA, but the libtorch in this application has no CUDA or sees no GPU; " +
-                    "reference the CUDA build of libtorch (the TorchSharp-cuda-linux or TorchSharp-cuda-windows package of the same TorchSharp version, instead of TorchSharp-cpu) and an NVIDIA driver, or use --device cpu.");
+                throw new LdmException($"device '{name}' asks for CUDA, but CUDA is not available here (no GPU, or the CPU build of libtorch, as ldm ships); " +
+                    "reference the CUDA build of libtorch (the TorchSharp-cuda-linux or TorchSharp-cuda-windows package of the same TorchSharp version, instead of TorchSharp-cpu) and an NVIDIA driver, or run on the cpu.");
             int count = torch.cuda.device_count();
             if (index >= count)
                 throw new LdmException($"device '{name}' does not exist: libtorch sees {count} GPU(s), cuda:0..cuda:{count - 1}; pick one of those.");

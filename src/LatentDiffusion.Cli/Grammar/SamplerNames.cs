@@ -8,10 +8,9 @@ namespace LatentDiffusion.Cli.Grammar;
 /// </summary>
 public static class SamplerNames
 {
+    /// <summary>Every sampler, in the order help lists them; the names are the library's (<see cref="Samplers.Name"/>).</summary>
     static readonly (SamplerKind Kind, string Name)[] Table =
-    [
-        (SamplerKind.Ddim, "ddim"), (SamplerKind.Ddpm, "ddpm"), (SamplerKind.DpmSolverPP2M, "dpm++2m"),
-    ];
+        [.. new[] { SamplerKind.Ddim, SamplerKind.Ddpm, SamplerKind.DpmSolverPP2M }.Select(k => (k, Samplers.Name(k)))];
 
     /// <summary>"ddim, ddpm or dpm++2m".</summary>
     public static string List => string.Join(", ", Table[..^1].Select(t => t.Name)) + " or " + Table[^1].Name;
