@@ -31,9 +31,9 @@ public static class EncodeCommand
                 DataSetKind.Shapes, DataSetKind.ShapesText, DataSetKind.FashionMnist, DataSetKind.ImageFolder, DataSetKind.CaptionedFolder);
             if (CommonOptions.ReadDeprecated(p, count, $"--data {spec.Text.Split(':')[0]}:count={{}}", out int n) && spec.IsShapes && spec.Count is null)
                 spec = spec with { Count = n };
-            // Kept for the merge of the library's device support; encoding runs on the CPU until then.
             var device = runtime.Apply(p);
             using var ae = AutoencoderKL.Load(CliParsing.ExistingFile(p.GetValue(autoencoder)!, "--autoencoder"));
+            ae.to(device);
             using var dataset = DataSetLoader.Load(spec, 10_000, p.GetValue(seed), ae.Config.Resolution, ae.Config.InChannels);
             string dir = p.GetValue(output)!;
             long written = 0;

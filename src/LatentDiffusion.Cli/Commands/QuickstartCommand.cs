@@ -39,7 +39,6 @@ public static class QuickstartCommand
         foreach (var o in runtime.All) command.Options.Add(o);
         command.SetAction(parse =>
         {
-            // Kept in the parsed options for the pipeline's device support; sampling runs on the CPU until then.
             var device = runtime.Apply(parse);
             string outDir = CliParsing.OutputFolder(parse.GetValue(output)!, "--out");
             long seedValue = parse.GetValue(seed);
@@ -49,17 +48,19 @@ public static class QuickstartCommand
                 string runDir = Path.Combine(outDir, "run");
                 var args = new List<string> { "train", "--recipe", "shapes-class", "--out", runDir };
                 if (parse.GetValue(steps) is int s) args.AddRange(["--steps", s.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+                args.AddRange(["--device", parse.GetValue(runtime.Device)!]);
+                if (parse.GetValue(runtime.Threads) is int threads) args.AddRange(["--threads", threads.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
                 int code = CliRunner.Run(LdmApp.BuildRoot(), args.ToArray());
                 if (code != 0) return code;
-                written.Add(SampleClasses(Path.Combine(runDir, DiffusionTrainer.ModelFile), Path.Combine(outDir, "shapes-class-trained.png"), 6, seedValue));
+                written.Add(SampleClasses(Path.Combine(runDir, DiffusionTrainer.ModelFile), Path.Combine(outDir, "shapes-class-trained.png"), 6, seedValue, device));
             }
             else
             {
                 string dir = parse.GetValue(models) ?? FindModels();
                 // Each model samples with the settings stored in it (guidance 1 for the shapes class model, see docs/results.md).
-                written.Add(SampleClasses(Required(dir, "shapes-class.safetensors"), Path.Combine(outDir, "shapes-class.png"), 6, seedValue));
-                written.Add(SamplePrompts(Required(dir, "shapes-text.safetensors"), Path.Combine(outDir, "shapes-text.png"), 4, seedValue));
-                written.Add(SampleClasses(Required(dir, "fashion-mnist.safetensors"), Path.Combine(outDir, "fashion-mnist.png"), 6, seedValue));
+                written.Add(SampleClasses(Required(dir, "shapes-class.safetensors"), Path.Combine(outDir, "shapes-class.png"), 6, seedValue, device));
+                written.Add(SamplePrompts(Required(dir, "shapes-text.safetensors"), Path.Combine(outDir, "shapes-text.png"), 4, seedValue, device));
+                written.Add(SampleClasses(Required(dir, "fashion-mnist.safetensors"), Path.Combine(outDir, "fashion-mnist.png"), 6, seedValue, device));
             }
             foreach (var line in written) Console.WriteLine(line);
             return 0;
@@ -79,10 +80,10 @@ public static class QuickstartCommand
     }
 
     /// <summary>One row per class, <paramref name="perClass"/> samples each (bf16, the model's recommended sampling).</summary>
-    static string SampleClasses(string path, string png, int perClass, long seed)
+    static string SampleClasses(string path, string png, int perClass, long seed, torch.Device device)
     {
         var clock = Stopwatch.StartNew();
-        using var pipe = DiffusionPipeline.Load(path, dtype: torch.ScalarType.BFloat16);
+        using var pipe = DiffusionPipeline.Load(path, device, torch.ScalarType.BFloat16);
         var labels = Enumerable.Range(0, pipe.NumClasses).SelectMany(c => Enumerable.Repeat(c, perClass)).ToList();
         var options = pipe.DefaultOptions with { Seed = seed, BatchSize = labels.Count };
         using var images = pipe.Generate(labels, options);
@@ -91,10 +92,10 @@ public static class QuickstartCommand
     }
 
     /// <summary>One row per prompt of <see cref="Prompts"/>.</summary>
-    static string SamplePrompts(string path, string png, int perPrompt, long seed)
+    static string SamplePrompts(string path, string png, int perPrompt, long seed, torch.Device device)
     {
         var clock = Stopwatch.StartNew();
-        using var pipe = DiffusionPipeline.Load(path, dtype: torch.ScalarType.BFloat16);
+        using var pipe = DiffusionPipeline.Load(path, device, torch.ScalarType.BFloat16);
         var prompts = Prompts.SelectMany(p => Enumerable.Repeat(p, perPrompt)).ToList();
         var options = pipe.DefaultOptions with { Seed = seed, BatchSize = prompts.Count };
         using var images = pipe.Generate(prompts, options);

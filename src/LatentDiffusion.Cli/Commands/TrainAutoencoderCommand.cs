@@ -50,7 +50,7 @@ public static class TrainAutoencoderCommand
                     Steps = p.GetValue(steps), BatchSize = p.GetValue(batch), LearningRate = p.GetValue(lr), KlWeight = p.GetValue(kl),
                     DiscriminatorStart = p.GetValue(discStart), DiscriminatorWeight = p.GetValue(discWeight), EmaDecay = p.GetValue(ema),
                     HorizontalFlip = p.GetValue(flip), Seed = (int)p.GetValue(seed), CheckpointEvery = p.GetValue(ckptEvery), SampleEvery = p.GetValue(sampleEvery),
-                }, runDir);
+                }, runDir, device);
             using (trainer)
             {
                 if (trainer.IsFinished)

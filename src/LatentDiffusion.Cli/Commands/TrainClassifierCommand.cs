@@ -33,7 +33,6 @@ public static class TrainClassifierCommand
         {
             var spec = DataSetSpec.Parse(r.GetValue(data), "--data").Require("--data", "labelled images (shapes, fashion-mnist or a folder with one subfolder per class)",
                 DataSetKind.Shapes, DataSetKind.FashionMnist, DataSetKind.ImageFolder);
-            // Kept for the merge of the library's device support; the classifier trains on the CPU until then.
             var device = runtime.Apply(r);
             long s = r.GetValue(seed);
             var (train, test) = LoadData(spec, r.GetValue(imageSize), r.GetValue(channels), r.GetValue(testFraction), s);
@@ -43,6 +42,7 @@ public static class TrainClassifierCommand
                     throw new LdmException($"'{train.Source}' has no class labels; the classifier needs a labelled data set (one sub-folder per class).");
                 var config = new DomainClassifierConfig { Channels = train.Channels, ImageSize = train.ImageSize, ClassNames = train.ClassNames.ToArray() };
                 using var model = DomainClassifierTrainer.Create(config, s);
+                model.to(device);
                 var options = new ClassifierTrainingOptions
                 {
                     Epochs = r.GetValue(epochs), BatchSize = r.GetValue(batch), LearningRate = r.GetValue(lr), Seed = s, Augment = !r.GetValue(noAugment),

@@ -58,7 +58,6 @@ public static class TrainCommand
                 DataSetKind.Shapes, DataSetKind.ShapesText, DataSetKind.FashionMnist, DataSetKind.ImageFolder, DataSetKind.CaptionedFolder, DataSetKind.LatentCache);
             if (CommonOptions.ReadDeprecated(parse, numImages, "--data shapes:count={}", out int count) && spec.IsShapes && spec.Count is null)
                 spec = spec with { Count = count };
-            // Kept for the merge of the library's device support; training runs on the CPU until then.
             var device = runtime.Apply(parse);
             string runDir = CliParsing.OutputFolder(parse.GetValue(output)!, "--out");
             string dataSpec = spec.Text;
@@ -72,7 +71,7 @@ public static class TrainCommand
             var text = IsTextCondition(parse.GetValue(condition)!, dataSpec, set)
                 ? new TextChoice(parse.GetValue(tokenizer)!, parse.GetValue(maxTokens), parse.GetValue(captionDropout)) : null;
             var info = BuildInfo(readModel(parse), set, text);
-            Train(info, set, options, runDir);
+            Train(info, set, options, runDir, device: device);
             return 0;
         });
         return command;
@@ -147,14 +146,14 @@ public static class TrainCommand
     /// <summary>Runs (or resumes) training with a progress bar and sample grids in the run folder.</summary>
     /// <param name="sampleGrids">Write sample grids (every --sample-every steps and at the end) into the run folder.</param>
     internal static void Train(DenoiserInfo info, ImageDataset dataset, DiffusionTrainingOptions options, string runDir, int gridPerClass = 4,
-        bool sampleGrids = true) => Train(info, TrainingSet.Pixels(dataset, owns: false), options, runDir, gridPerClass, sampleGrids);
+        bool sampleGrids = true, Device? device = null) => Train(info, TrainingSet.Pixels(dataset, owns: false), options, runDir, gridPerClass, sampleGrids, device);
 
     internal static void Train(DenoiserInfo info, TrainingSet dataset, DiffusionTrainingOptions options, string runDir, int gridPerClass = 4,
-        bool sampleGrids = true)
+        bool sampleGrids = true, Device? device = null)
     {
         var cfg = info.Transformer;
         long parameters = 0;
-        using var trainer = new DiffusionTrainer(info, dataset.Data, options, runDir);
+        using var trainer = new DiffusionTrainer(info, dataset.Data, options, runDir, device);
         if (trainer.IsFinished)
         {
             Console.WriteLine($"{runDir} is already finished at step {trainer.Step}; pass a larger --steps to continue it");
@@ -163,6 +162,7 @@ public static class TrainCommand
         // Latent models: sample grids are decoded by the autoencoder, which also goes into the run folder beside the
         // model, so model.safetensors samples to PNGs on its own (the checkpoint names it).
         using var autoencoder = dataset.AutoencoderPath is { } aePath ? AutoencoderKL.Load(aePath) : null;
+        autoencoder?.to(trainer.Device);
         if (dataset.AutoencoderPath is { } src && info.Autoencoder is { } name)
         {
             string beside = Path.Combine(runDir, name);

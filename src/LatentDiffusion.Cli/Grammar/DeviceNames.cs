@@ -12,6 +12,6 @@ public static class DeviceNames
     public static Device Parse(string? text)
     {
         try { return Devices.Parse(text); }
-        catch (LdmException e) { throw new LdmException($"--device: {e.Message}", e); }
+        catch (LdmException e) { throw new LdmException($"--device {text?.Trim()}: {e.Message}", e); }
     }
 }

@@ -80,7 +80,7 @@ public static class CaptionedFolderDataset
         }
         var keptLabels = labels.Where((_, i) => kept[i]).ToArray();
         var keptCaptions = entries.Where((_, i) => kept[i]).Select(e => e.Text).ToArray();
-        return new ImageDataset(images, torch.tensor(keptLabels, ScalarType.Int64), keptCaptions, classNames, folder, skipped);
+        return new ImageDataset(images, torch.tensor(keptLabels, ScalarType.Int64, device: torch.CPU), keptCaptions, classNames, folder, skipped);
     }
 
     static (long[] labels, IReadOnlyList<string> classNames) ResolveLabels(List<Entry> entries, string metaPath)

@@ -43,7 +43,7 @@ public static class IdxReader
         long dataLen = raw.Length - headerLen;
         if (dataLen != total)
             throw Bad(path, $"the header shape ({string.Join(", ", shape)}) needs {total} data bytes but the file has {dataLen} ({(dataLen < total ? "truncated" : "trailing bytes")})");
-        return torch.tensor(raw.AsSpan(headerLen).ToArray(), shape, dtype: ScalarType.Byte);
+        return torch.tensor(raw.AsSpan(headerLen).ToArray(), shape, dtype: ScalarType.Byte, device: torch.CPU);
     }
 
     /// <summary>An images file (N, H, W) as uint8 (N, 1, H, W).</summary>

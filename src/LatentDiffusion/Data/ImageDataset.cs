@@ -82,11 +82,12 @@ public sealed class ImageDataset : IDisposable
         foreach (long i in indices)
             if (i < 0 || i >= n) throw new ArgumentOutOfRangeException(nameof(indices), $"index {i} is outside the data set of {n} images");
         using var scope = torch.NewDisposeScope();
-        var idx = torch.tensor(indices, ScalarType.Int64);
+        // Data sets live on the CPU; a trainer moves each batch to its device.
+        var idx = torch.tensor(indices, ScalarType.Int64, device: torch.CPU);
         var x = Images.index_select(0, idx).to(ScalarType.Float32).div_(127.5).sub_(1.0);
         if (flipGen != null && indices.Length > 0)
         {
-            var flip = torch.rand(new long[] { indices.Length }, generator: flipGen).lt(0.5).view(-1, 1, 1, 1);
+            var flip = torch.rand(new long[] { indices.Length }, generator: flipGen, device: torch.CPU).lt(0.5).view(-1, 1, 1, 1);
             x = torch.where(flip, x.flip(3), x);
         }
         var labels = Labels.index_select(0, idx);
@@ -97,7 +98,7 @@ public sealed class ImageDataset : IDisposable
     /// <summary>A new data set holding the images at <paramref name="indices"/> (copied), same class names.</summary>
     public ImageDataset Subset(long[] indices)
     {
-        using var idx = torch.tensor(indices, ScalarType.Int64);
+        using var idx = torch.tensor(indices, ScalarType.Int64, device: torch.CPU);
         return new ImageDataset(Images.index_select(0, idx), Labels.index_select(0, idx),
             indices.Select(i => Captions[i]).ToArray(), ClassNames, Source);
     }

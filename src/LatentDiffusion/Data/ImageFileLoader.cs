@@ -46,7 +46,7 @@ static class ImageFileLoader
                     chw[baseOffset + (long)c * plane + i] = p.Data[i * channels + c];
             j++;
         }
-        var images = torch.tensor(chw, new long[] { count, channels, size, size }, dtype: ScalarType.Byte);
+        var images = torch.tensor(chw, new long[] { count, channels, size, size }, dtype: ScalarType.Byte, device: torch.CPU);
         return (images, kept);
     }
 }

@@ -54,7 +54,7 @@ public static class ImageFolderDataset
             throw new LdmException($"none of the {files.Count} images in '{folder}' could be read ({skipped} skipped as unreadable); check the files.");
         }
         var keptLabels = labels.Where((_, i) => kept[i]).ToArray();
-        return new ImageDataset(images, torch.tensor(keptLabels, ScalarType.Int64), new string?[keptLabels.Length],
+        return new ImageDataset(images, torch.tensor(keptLabels, ScalarType.Int64, device: torch.CPU), new string?[keptLabels.Length],
             classes, folder, skipped);
     }
 

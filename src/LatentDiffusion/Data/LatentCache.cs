@@ -86,8 +86,8 @@ public sealed class LatentCache : IDisposable
                         using var batch = data.GetBatch(idx);
                         var x = mirrored ? batch.Images.flip(3) : batch.Images;
                         var posterior = autoencoder.Encode(x);
-                        means.Add(posterior.Mean.to(ScalarType.Float32).contiguous().MoveToOuterDisposeScope());
-                        stds.Add(posterior.Std.to(ScalarType.Float32).contiguous().MoveToOuterDisposeScope());
+                        means.Add(posterior.Mean.to(ScalarType.Float32).cpu().contiguous().MoveToOuterDisposeScope());
+                        stds.Add(posterior.Std.to(ScalarType.Float32).cpu().contiguous().MoveToOuterDisposeScope());
                         labels.Add(batch.Labels.clone().MoveToOuterDisposeScope());
                         captions.AddRange(batch.Captions);
                         done += idx.Length;
@@ -169,9 +169,10 @@ public sealed class LatentCache : IDisposable
         foreach (long i in indices)
             if (i < 0 || i >= Count) throw new ArgumentOutOfRangeException(nameof(indices), $"index {i} is outside the cache of {Count} latents");
         using var scope = torch.NewDisposeScope();
-        var idx = torch.tensor(indices, ScalarType.Int64);
+        // The cache lives on the CPU; a trainer moves each batch to its device.
+        var idx = torch.tensor(indices, ScalarType.Int64, device: torch.CPU);
         var mean = Mean.index_select(0, idx);
-        var z = generator is null ? mean : mean + Std.index_select(0, idx) * torch.randn(mean.shape, generator: generator);
+        var z = generator is null ? mean : mean + Std.index_select(0, idx) * torch.randn(mean.shape, generator: generator, device: torch.CPU);
         var latents = (z * LatentScale).MoveToOuterDisposeScope();
         return new LatentBatch(latents, Labels.index_select(0, idx).MoveToOuterDisposeScope(), indices.Select(i => Captions[i]).ToArray());
     }

@@ -105,8 +105,8 @@ public static partial class ShapesDataset
         var labels = scenes.Select(s => s.Length == 1 ? (long)s[0].ClassId : -1L).ToArray();
         var captions = scenes.Select(s => (string?)Caption(s)).ToArray();
         return new ImageDataset(
-            torch.tensor(chw, new long[] { count, 3, ImageSize, ImageSize }, dtype: ScalarType.Byte),
-            torch.tensor(labels, ScalarType.Int64), captions, ClassNames,
+            torch.tensor(chw, new long[] { count, 3, ImageSize, ImageSize }, dtype: ScalarType.Byte, device: torch.CPU),
+            torch.tensor(labels, ScalarType.Int64, device: torch.CPU), captions, ClassNames,
             $"shapes({(text ? "text" : "class")}, seed={seed})");
     }
 

@@ -29,7 +29,7 @@ internal static class SamplingLoop
             {
                 int n = Math.Min(options.BatchSize, count - start);
                 shape[0] = n;
-                var z = torch.randn(shape, generator: generator).to(device);
+                var z = torch.randn(shape, generator: generator, device: torch.CPU).to(device);
                 var denoiser = bindBatch(start, n);
                 int done = start;
                 samples = Samplers.Sample(diffusion, options.Sampler, denoiser, z, generator, options.Eta, clip,

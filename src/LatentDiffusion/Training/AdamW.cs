@@ -71,7 +71,7 @@ public sealed class AdamW : IDisposable
             d["exp_avg." + name] = _expAvg[name];
             d["exp_avg_sq." + name] = _expAvgSq[name];
         }
-        d["step"] = torch.tensor(Step);
+        d["step"] = torch.tensor(Step, device: torch.CPU);
         return d;
     }
 

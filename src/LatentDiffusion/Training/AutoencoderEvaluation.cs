@@ -22,7 +22,7 @@ public static class AutoencoderEvaluation
             var idx = Enumerable.Range(0, (int)Math.Min(batchSize, n - start)).Select(i => start + i).ToArray();
             using var batch = data.GetBatch(idx);
             var x = (batch.Images + 1) / 2;
-            var rec = ((model.forward(batch.Images).to(ScalarType.Float32) + 1) / 2).clamp(0, 1);
+            var rec = ((model.forward(batch.Images).to(ScalarType.Float32).cpu() + 1) / 2).clamp(0, 1);
             var diff = (rec - x).to(ScalarType.Float64);
             absSum += diff.abs().sum().item<double>();
             sqSum += diff.square().sum().item<double>();

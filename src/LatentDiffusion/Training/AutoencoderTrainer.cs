@@ -38,6 +38,8 @@ public sealed class AutoencoderTrainer : ITrainable, IDisposable
     readonly TrainingRun _run;
     AutoencoderStepResult? _last;
 
+    /// <summary>Where the networks train.</summary>
+    public Device Device { get; }
     public AutoencoderTrainingOptions Options { get; }
     /// <summary>The run folder, or null for a run in memory.</summary>
     public string? RunDir => _run.RunDir;
@@ -56,8 +58,10 @@ public sealed class AutoencoderTrainer : ITrainable, IDisposable
 
     /// <summary>A new run, or the run saved in <paramref name="runDir"/> resumed (see <see cref="TrainingRun"/>).</summary>
     /// <param name="runDir">The run folder, or null to train in memory without writing files.</param>
-    public AutoencoderTrainer(AutoencoderConfig config, ImageDataset data, AutoencoderTrainingOptions options, string? runDir)
+    /// <param name="device">Where the networks train (default: the CPU); random draws are made on the CPU.</param>
+    public AutoencoderTrainer(AutoencoderConfig config, ImageDataset data, AutoencoderTrainingOptions options, string? runDir, Device? device = null)
     {
+        Device = device ?? torch.CPU;
         options.Validate();
         config.Validate();
         if (data.Count == 0) throw new LdmException($"the data set '{data.Source}' is empty; give a folder or data set with images.");
@@ -74,6 +78,8 @@ public sealed class AutoencoderTrainer : ITrainable, IDisposable
         _model = new AutoencoderKL(config);
         using (var init = new Generator(StepSeeds.Mix(options.Seed, StepSeeds.InitStream))) _model.ResetParameters(init);
         _ema = new AutoencoderKL(config);
+        _model.to(Device);
+        _ema.to(Device);
         Training.Ema.CopyFrom(_ema, _model);
         _ema.eval();
         foreach (var p in _ema.parameters()) p.requires_grad = false;
@@ -82,6 +88,7 @@ public sealed class AutoencoderTrainer : ITrainable, IDisposable
         {
             using var init = new Generator(StepSeeds.Mix(options.Seed, StepSeeds.DiscriminatorInitStream));
             _disc = new NLayerDiscriminator(config.OutCh, options.DiscriminatorChannels, options.DiscriminatorLayers, init);
+            _disc.to(Device);
             _discOpt = AdamW.For(_disc, options.LearningRate, options.WeightDecay, options.Beta1, options.Beta2);
         }
         Settings = new RunSettings().Add(config.ToJson()).AddOptions(options, ResumableOptions);
@@ -119,7 +126,7 @@ public sealed class AutoencoderTrainer : ITrainable, IDisposable
         using var generator = new Generator(StepSeeds.Mix(Options.Seed, step));
         _model.train();
         using var batch = _data.GetBatch(_order.IndicesForStep(step, Options.BatchSize), Options.HorizontalFlip ? generator : null);
-        var x = batch.Images;
+        var x = batch.Images.to(Device);
         long n = x.shape[0];
         var (rec, posterior) = _model.Reconstruct(x, samplePosterior: true, generator);
         var absErr = (x - rec).abs();
@@ -181,7 +188,7 @@ public sealed class AutoencoderTrainer : ITrainable, IDisposable
         using var _ = torch.no_grad();
         long k = Math.Min(8, _data.Count);
         using var batch = _data.GetBatch(Enumerable.Range(0, (int)k).Select(i => (long)i).ToArray());
-        var rec = _ema.forward(batch.Images).clamp(-1, 1);
+        var rec = _ema.forward(batch.Images.to(Device)).clamp(-1, 1).cpu();
         ImageGrid.Save(path, torch.cat([batch.Images, rec], 0), (int)k);
         return path;
     }

@@ -28,7 +28,7 @@ public sealed class DataOrder(long count, long seed)
     long[] Permutation(long epoch)
     {
         using var g = new torch.Generator(StepSeeds.Mix(seed, 0x5EED_0000 + epoch));
-        using var p = torch.randperm(count, generator: g);
+        using var p = torch.randperm(count, generator: g, device: torch.CPU);
         return p.data<long>().ToArray();
     }
 }

@@ -44,6 +44,8 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
     readonly TrainingRun _run;
 
     public DenoiserInfo Info { get; }
+    /// <summary>Where the networks train.</summary>
+    public Device Device { get; }
     public DiffusionTrainingOptions Options { get; }
     /// <summary>The run folder, or null for a run in memory.</summary>
     public string? RunDir => _run.RunDir;
@@ -63,8 +65,11 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
 
     /// <summary>A new run, or the run saved in <paramref name="runDir"/> resumed (see <see cref="TrainingRun"/>).</summary>
     /// <param name="runDir">The run folder, or null to train in memory without writing files.</param>
-    public DiffusionTrainer(DenoiserInfo info, ITrainingData data, DiffusionTrainingOptions options, string? runDir)
+    /// <param name="device">Where the networks train (default: the CPU). Every random draw is made on the CPU, so a seed
+    /// gives the same draws on any device; a run may resume on another device.</param>
+    public DiffusionTrainer(DenoiserInfo info, ITrainingData data, DiffusionTrainingOptions options, string? runDir, Device? device = null)
     {
+        Device = device ?? torch.CPU;
         options.Validate();
         if (data.Count < 1) throw new LdmException("the training data is empty; give a data set with images.");
         Info = info; Options = options; _data = data;
@@ -75,6 +80,8 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
         _prefetcher = new BatchPrefetcher(LoadBatch);
         _model = new DiffusionTransformer(info.Transformer, seed: options.Seed);
         _ema = new DiffusionTransformer(info.Transformer, seed: options.Seed);
+        _model.to(Device);
+        _ema.to(Device);
         Ema.CopyFrom(_ema, _model);
         _ema.eval();
         foreach (var p in _ema.parameters()) p.requires_grad = false;
@@ -84,7 +91,7 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
             if (data.AllCaptions is null)
                 throw new LdmException("a text model needs captions, but the training data has none; use the shapes-text data set or a folder with a metadata.jsonl holding \"text\" captions.");
         }
-        if (options.Bf16) _mixed = new MixedPrecision(_model, new DiffusionTransformer(info.Transformer));
+        if (options.Bf16) _mixed = new MixedPrecision(_model, new DiffusionTransformer(info.Transformer).to(Device));
         Settings = new RunSettings().Add(JsonNode.Parse(info.Transformer.ToJson())).Add(JsonSerializer.SerializeToNode(info.Diffusion), "diffusion.")
             .AddOptions(options, ResumableOptions);
         try { _run = new TrainingRun(this, new TrainingSchedule(options.Steps, options.LearningRate, options.WarmupSteps, options.LogEvery, options.CheckpointEvery), runDir, Advice); }
@@ -135,9 +142,11 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
     {
         using var scope = torch.NewDisposeScope();
         using var batch = _prefetcher.Take(step);
-        var (indices, x0, labels, generator) = (batch.Indices, batch.X, batch.Labels, batch.Generator!);
-        var (t, _) = _timesteps.Sample(Options.BatchSize, generator);
-        var noise = torch.randn(x0.shape, generator: generator);
+        var (indices, generator) = (batch.Indices, batch.Generator!);
+        var x0 = batch.X.to(Device);
+        var labels = batch.Labels?.to(Device);
+        var (t, _) = _timesteps.Sample(Options.BatchSize, generator, Device);
+        var noise = torch.randn(x0.shape, generator: generator, device: torch.CPU).to(Device);
 
         var net = _mixed != null ? (DiffusionTransformer)_mixed.Compute : _model;
         _mixed?.SyncWeights();
@@ -149,7 +158,7 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
             {
                 // Captions are tokenized per step (cheap) and dropped to the empty caption after the noise draws.
                 var captions = _data.GetCaptions(indices) ?? new string?[indices.Length];
-                var tokens = TokenBatch.Encode(Info.TextTokenizer, captions, text.MaxTokens);
+                var tokens = TokenBatch.Encode(Info.TextTokenizer, captions, text.MaxTokens, Device);
                 var (kept, _) = CaptionDropout.Apply(tokens, text.DropoutProb, Info.TextTokenizer.PadId, generator);
                 denoiser = (x, tt) => net.ForwardText(x, tt, kept.Ids, kept.Mask);
             }

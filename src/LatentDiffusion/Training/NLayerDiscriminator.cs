@@ -40,8 +40,8 @@ public sealed class NLayerDiscriminator : nn.Module<Tensor, Tensor>
         // torch.randn/rand and copied: TorchSharp 0.107's nn.init.normal_/uniform_ ignore their generator argument.
         using var _ = torch.no_grad();
         init ??= new Generator(0);
-        void Normal(Tensor t, double mean, double std) { using var r = torch.randn(t.shape, generator: init); t.copy_(r * std + mean); }
-        void Uniform(Tensor t, double bound) { using var r = torch.rand(t.shape, generator: init); t.copy_(r * (2 * bound) - bound); }
+        void Normal(Tensor t, double mean, double std) { using var r = torch.randn(t.shape, generator: init, device: torch.CPU); t.copy_(r * std + mean); }
+        void Uniform(Tensor t, double bound) { using var r = torch.rand(t.shape, generator: init, device: torch.CPU); t.copy_(r * (2 * bound) - bound); }
         foreach (var m in main.children())
         {
             if (m is Conv2d conv)
