@@ -41,6 +41,15 @@ public class PipelineTests : IDisposable
     }
 
     [Fact]
+    public void LdmSampleOnTheShippedClassModelUsesGuidanceOneByDefault()
+    {
+        var r = CliTestHost.Run("sample", "--model", Path.Combine(RepoPaths.Root, "models", "shapes-class.safetensors"),
+            "--classes", "0", "--num", "1", "--steps", "2", "--out", Path.Combine(_dir, "shipped"));
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("ddim, 2 steps, guidance 1)", r.Stdout);
+    }
+
+    [Fact]
     public void SameSeedSameImages_BatchesEqualTheWholeCall_ProgressCoversEveryStep()
     {
         string path = TinyModels.SaveCheckpoint(_dir);

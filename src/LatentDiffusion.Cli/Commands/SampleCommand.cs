@@ -31,7 +31,7 @@ public static class SampleCommand
         var columns = new Option<int?>("--columns") { Description = "Grid columns (default: one row per listed class when they fit)." };
         var autoencoder = new Option<string?>("--autoencoder", "-a") { Description = "Latent-space models: the autoencoder checkpoint (ldm train-autoencoder / ldm convert --kind autoencoder) that decodes the latents into PNGs (default: the one the model names, when it lies beside the model file)." };
 
-        var command = new Command("sample", "Generate class- or text-conditional samples from a diffusion Transformer checkpoint (latent-space models: decoded with --autoencoder).")
+        var command = new Command("sample", "Generate class- or text-conditional samples from a denoiser checkpoint (latent models are decoded by the autoencoder beside them, or --autoencoder), with the sampling settings stored in the model unless given.")
         {
             model, classes, prompt, promptsFile, num, guidance, sampler, steps, eta, seed, batch, dtype, output, columns, autoencoder,
         };
