@@ -36,6 +36,7 @@ public sealed class AutoencoderTrainer : ITrainable, IDisposable
     readonly AdamW? _discOpt;
     readonly DataOrder _order;
     readonly TrainingRun _run;
+    readonly RunSettings _settings;
     AutoencoderStepResult? _last;
 
     /// <summary>Where the networks train.</summary>
@@ -91,7 +92,7 @@ public sealed class AutoencoderTrainer : ITrainable, IDisposable
             _disc.to(Device);
             _discOpt = AdamW.For(_disc, options.LearningRate, options.WeightDecay, options.Beta1, options.Beta2);
         }
-        Settings = new RunSettings().Add(config.ToJson()).AddOptions(options, ResumableOptions);
+        _settings = new RunSettings().Add(config.ToJson()).AddOptions(options, ResumableOptions);
         try { _run = new TrainingRun(this, new TrainingSchedule(options.Steps, options.LearningRate, options.WarmupSteps, options.LogEvery, options.CheckpointEvery), runDir, Advice); }
         catch { Dispose(); throw; }
     }
@@ -200,8 +201,8 @@ public sealed class AutoencoderTrainer : ITrainable, IDisposable
 
     // ---- ITrainable: what the run saves, restores and checks ----
 
-    public string Kind => "autoencoder-kl";
-    public RunSettings Settings { get; }
+    string ITrainable.Kind => "autoencoder-kl";
+    RunSettings ITrainable.Settings => _settings;
 
     IReadOnlyDictionary<string, string> ITrainable.CheckpointMetadata =>
         new Dictionary<string, string> { [ModelCheckpoint.ConfigKey] = _model.Config.ToJson().ToJsonString() };

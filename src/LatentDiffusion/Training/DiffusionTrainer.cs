@@ -42,6 +42,7 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
     readonly DataOrder _order;
     readonly BatchPrefetcher _prefetcher;
     readonly TrainingRun _run;
+    readonly RunSettings _settings;
 
     public DenoiserInfo Info { get; }
     /// <summary>Where the networks train.</summary>
@@ -92,7 +93,7 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
                 throw new LdmException("a text model needs captions, but the training data has none; use the shapes-text data set or a folder with a metadata.jsonl holding \"text\" captions.");
         }
         if (options.Bf16) _mixed = new MixedPrecision(_model, new DiffusionTransformer(info.Transformer).to(Device));
-        Settings = new RunSettings().Add(JsonNode.Parse(info.Transformer.ToJson())).Add(JsonSerializer.SerializeToNode(info.Diffusion), "diffusion.")
+        _settings = new RunSettings().Add(JsonNode.Parse(info.Transformer.ToJson())).Add(JsonSerializer.SerializeToNode(info.Diffusion), "diffusion.")
             .AddOptions(options, ResumableOptions);
         try { _run = new TrainingRun(this, new TrainingSchedule(options.Steps, options.LearningRate, options.WarmupSteps, options.LogEvery, options.CheckpointEvery), runDir, Advice); }
         catch { Dispose(); throw; }
@@ -190,8 +191,8 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
 
     // ---- ITrainable: what the run saves, restores and checks ----
 
-    public string Kind => "diffusion-transformer";
-    public RunSettings Settings { get; }
+    string ITrainable.Kind => "diffusion-transformer";
+    RunSettings ITrainable.Settings => _settings;
 
     IReadOnlyDictionary<string, string> ITrainable.CheckpointMetadata
     {

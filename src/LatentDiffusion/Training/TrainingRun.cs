@@ -19,7 +19,7 @@ public sealed record TrainingProgress(long Step, long TotalSteps, double Loss, d
 /// whose step budget is reached is <see cref="IsFinished"/> and a larger budget continues it. Without a run folder
 /// (null) nothing is written and the metrics stay in <see cref="Metrics"/>.</para>
 /// </summary>
-public sealed class TrainingRun : IDisposable
+internal sealed class TrainingRun : IDisposable
 {
     public const string CheckpointFile = "checkpoint.safetensors", MetricsFile = "metrics.jsonl";
     public const string StepKey = "ldm.train.step", KindKey = "ldm.train.kind", SettingsKey = "ldm.train.settings";
