@@ -6,7 +6,9 @@ namespace LatentDiffusion;
 /// </summary>
 public class LdmException : Exception
 {
+    /// <summary>An error with a one-line message that names the problem and the fix.</summary>
     public LdmException(string message) : base(message) { }
+    /// <summary>An error with a one-line message, caused by <paramref name="inner"/>.</summary>
     public LdmException(string message, Exception inner) : base(message, inner) { }
 }
 

@@ -15,9 +15,14 @@ namespace LatentDiffusion.Data;
 /// </summary>
 public static class CaptionedFolderDataset
 {
+    /// <summary>The metadata file looked for in the folder.</summary>
     public const string MetadataFileName = "metadata.jsonl";
 
     /// <summary>One parsed metadata line.</summary>
+    /// <param name="FileName">The image, relative to the folder.</param>
+    /// <param name="Text">The caption, or null.</param>
+    /// <param name="Label">The label as written (integer id or class name), or null.</param>
+    /// <param name="Line">The 1-based line number, for messages.</param>
     public sealed record Entry(string FileName, string? Text, JsonNode? Label, int Line);
 
     /// <summary>Reads and checks <c>metadata.jsonl</c> of <paramref name="folder"/>.</summary>

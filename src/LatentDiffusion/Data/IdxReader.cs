@@ -11,7 +11,7 @@ namespace LatentDiffusion.Data;
 /// their magic bytes) are read through <see cref="GZipStream"/>. Only unsigned-byte files are accepted: the MNIST family
 /// uses nothing else.
 /// </summary>
-public static class IdxReader
+internal static class IdxReader
 {
     const byte UnsignedByte = 0x08;
 

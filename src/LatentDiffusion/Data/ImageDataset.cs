@@ -5,12 +5,19 @@ namespace LatentDiffusion.Data;
 
 /// <summary>One batch drawn from an <see cref="ImageDataset"/>: float32 images (B, C, H, W) in [-1, 1],
 /// int64 labels (B) (−1 where unlabelled) and the captions (null where uncaptioned).</summary>
+/// <param name="images">The images; owned by the batch.</param>
+/// <param name="labels">The labels; owned by the batch.</param>
+/// <param name="captions">One caption per image, null where there is none.</param>
 public sealed class ImageBatch(Tensor images, Tensor labels, string?[] captions) : IDisposable
 {
+    /// <summary>float32 (B, C, H, W) in [-1, 1].</summary>
     public Tensor Images { get; } = images;
+    /// <summary>int64 (B); −1 where an image has no label.</summary>
     public Tensor Labels { get; } = labels;
+    /// <summary>One caption per image, null where there is none.</summary>
     public string?[] Captions { get; } = captions;
 
+    /// <summary>Frees the images and labels.</summary>
     public void Dispose()
     {
         Images.Dispose();
@@ -37,11 +44,17 @@ public sealed class ImageDataset : IDisposable
     /// <summary>How many unreadable files were skipped while loading (0 unless skipping was asked for).</summary>
     public int SkippedCount { get; }
 
+    /// <summary>Number of images (N).</summary>
     public long Count => Images.shape[0];
+    /// <summary>1 (grayscale) or 3 (RGB).</summary>
     public int Channels => (int)Images.shape[1];
+    /// <summary>Side of the square images in pixels (S).</summary>
     public int ImageSize => (int)Images.shape[2];
+    /// <summary>Number of class names (0 when unlabelled).</summary>
     public int NumClasses => ClassNames.Count;
+    /// <summary>At least one image has a label (≥ 0).</summary>
     public bool HasLabels { get; }
+    /// <summary>At least one image has a caption.</summary>
     public bool HasCaptions { get; }
 
     /// <summary>Takes ownership of <paramref name="images"/> and <paramref name="labels"/> (disposed with the data set).</summary>
@@ -103,6 +116,7 @@ public sealed class ImageDataset : IDisposable
             indices.Select(i => Captions[i]).ToArray(), ClassNames, Source);
     }
 
+    /// <summary>Frees the images and labels.</summary>
     public void Dispose()
     {
         Images.Dispose();

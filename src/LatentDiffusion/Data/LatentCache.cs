@@ -10,17 +10,25 @@ using static TorchSharp.torch;
 namespace LatentDiffusion.Data;
 
 /// <summary>A batch of cached latents, already multiplied by the latent scale factor.</summary>
+/// <param name="latents">The scaled latents; owned by the batch.</param>
+/// <param name="labels">The labels; owned by the batch.</param>
+/// <param name="captions">One caption per latent, null where there is none.</param>
 public sealed class LatentBatch(Tensor latents, Tensor labels, string?[] captions) : IDisposable
 {
     /// <summary>float32 (B, C, h, w): scale · z with z sampled from (or the mean of) the posterior.</summary>
     public Tensor Latents { get; } = latents;
     /// <summary>int64 (B), −1 where unlabelled.</summary>
     public Tensor Labels { get; } = labels;
+    /// <summary>One caption per latent, null where there is none.</summary>
     public string?[] Captions { get; } = captions;
+    /// <summary>Frees the latents and labels.</summary>
     public void Dispose() { Latents.Dispose(); Labels.Dispose(); }
 }
 
 /// <summary>Progress of <see cref="LatentCache.Write"/>.</summary>
+/// <param name="Done">Entries encoded so far (mirrored copies count).</param>
+/// <param name="Total">Entries to encode.</param>
+/// <param name="ImagesPerSecond">Encoding throughput so far.</param>
 public readonly record struct LatentCacheProgress(long Done, long Total, double ImagesPerSecond);
 
 /// <summary>
@@ -32,15 +40,24 @@ public readonly record struct LatentCacheProgress(long Done, long Total, double 
 /// </summary>
 public sealed class LatentCache : IDisposable
 {
+    /// <summary>The index file name (written last, so its presence marks a finished cache) and its format tag.</summary>
     public const string IndexFile = "index.json", Format = "ldm-latent-cache/1";
 
+    /// <summary>float32 (N, C, h, w): posterior means, unscaled.</summary>
     public Tensor Mean { get; }
+    /// <summary>float32 (N, C, h, w): posterior standard deviations, unscaled.</summary>
     public Tensor Std { get; }
+    /// <summary>int64 (N); −1 where unlabelled.</summary>
     public Tensor Labels { get; }
+    /// <summary>One caption per entry, null where there is none.</summary>
     public string?[] Captions { get; }
+    /// <summary>The autoencoder's latent scale factor, applied by <see cref="GetBatch"/>.</summary>
     public double LatentScale { get; }
+    /// <summary>Class names by label id (empty when unlabelled).</summary>
     public IReadOnlyList<string> ClassNames { get; }
+    /// <summary>The parsed <c>index.json</c>: source, image size, flip, autoencoder and its config, shards.</summary>
     public JsonObject Index { get; }
+    /// <summary>Number of cached entries (N), mirrored copies included.</summary>
     public long Count => Mean.shape[0];
     /// <summary>(C, h, w) of one latent.</summary>
     public long[] LatentShape => Mean.shape[1..];
@@ -177,5 +194,6 @@ public sealed class LatentCache : IDisposable
         return new LatentBatch(latents, Labels.index_select(0, idx).MoveToOuterDisposeScope(), indices.Select(i => Captions[i]).ToArray());
     }
 
+    /// <summary>Frees the cached tensors.</summary>
     public void Dispose() { Mean.Dispose(); Std.Dispose(); Labels.Dispose(); }
 }

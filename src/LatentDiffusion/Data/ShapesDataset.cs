@@ -17,7 +17,9 @@ namespace LatentDiffusion.Data;
 /// </summary>
 public static partial class ShapesDataset
 {
+    /// <summary>Side of the square images in pixels.</summary>
     public const int ImageSize = 32;
+    /// <summary>Number of classes: 3 shapes × 4 colours.</summary>
     public const int NumClasses = 12;
 
     internal static readonly string[] KindNames = ["circle", "square", "triangle"];

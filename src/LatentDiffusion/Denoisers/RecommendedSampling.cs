@@ -33,7 +33,7 @@ public sealed record RecommendedSampling
 }
 
 /// <summary>Writes and reads a <see cref="SamplerKind"/> as its one name (<see cref="Samplers.Name"/>).</summary>
-public sealed class SamplerKindJsonConverter : JsonConverter<SamplerKind>
+internal sealed class SamplerKindJsonConverter : JsonConverter<SamplerKind>
 {
     public override SamplerKind Read(ref System.Text.Json.Utf8JsonReader reader, Type typeToConvert, System.Text.Json.JsonSerializerOptions options) =>
         Samplers.Parse(reader.GetString() ?? "");

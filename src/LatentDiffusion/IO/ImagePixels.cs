@@ -9,11 +9,16 @@ namespace LatentDiffusion.IO;
 /// </summary>
 public sealed class ImagePixels
 {
+    /// <summary>Width in pixels.</summary>
     public int Width { get; }
+    /// <summary>Height in pixels.</summary>
     public int Height { get; }
+    /// <summary>1 (gray) or 3 (RGB).</summary>
     public int Channels { get; }
+    /// <summary>Height × Width × Channels bytes, row-major, channels interleaved.</summary>
     public byte[] Data { get; }
 
+    /// <summary>Wraps <paramref name="data"/> (not copied); checks that its length matches the size.</summary>
     public ImagePixels(int width, int height, int channels, byte[] data)
     {
         if (channels is not (1 or 3)) throw new ArgumentException($"channels must be 1 or 3, got {channels}", nameof(channels));

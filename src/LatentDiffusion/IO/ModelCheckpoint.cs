@@ -13,13 +13,20 @@ namespace LatentDiffusion.IO;
 /// </summary>
 public sealed class ModelCheckpoint
 {
+    /// <summary>The format tag this build writes.</summary>
     public const string Format = "ldm-checkpoint/1";
+    /// <summary>Metadata keys of the format tag, the model kind and the JSON config.</summary>
     public const string FormatKey = "ldm.format", ModelKey = "ldm.model", ConfigKey = "ldm.config";
 
+    /// <summary>What kind of model the file holds (<c>ldm.model</c>), e.g. <c>transformer</c> or <c>autoencoder-kl</c>.</summary>
     public required string ModelKind { get; init; }
+    /// <summary>The model's config (<c>ldm.config</c>).</summary>
     public required JsonObject Config { get; init; }
+    /// <summary>Every tensor of the file, on the CPU in its stored dtype; the caller disposes them.</summary>
     public required Dictionary<string, Tensor> Weights { get; init; }
+    /// <summary>The other metadata entries (e.g. <c>ldm.latent_scale</c>, <c>ldm.vocabulary</c>).</summary>
     public Dictionary<string, string> Extra { get; init; } = new();
+    /// <summary>The file it was loaded from (empty for one built in memory).</summary>
     public string Path { get; init; } = "";
 
     /// <summary>Saves a module's state dict (optionally cast to a storage dtype such as bf16/f16) with its config, atomically.</summary>
@@ -34,6 +41,8 @@ public sealed class ModelCheckpoint
         Save(path, modelKind, config, tensors, extra);
     }
 
+    /// <summary>Saves <paramref name="tensors"/> as they are with the kind, the config (a JSON node or an object serialized
+    /// in snake_case) and <paramref name="extra"/> metadata, atomically.</summary>
     public static void Save(string path, string modelKind, object config, IReadOnlyDictionary<string, Tensor> tensors,
         IReadOnlyDictionary<string, string>? extra = null)
     {
@@ -106,7 +115,8 @@ public sealed class ModelCheckpoint
             throw new LdmException($"'{path}' is in file format {version}, newer than this build reads ({FormatVersion}); update LatentDiffusion to load it.");
     }
 
-    public static readonly JsonSerializerOptions JsonOptions = new()
+    /// <summary>How configs are serialized: snake_case properties, kebab-case enums.</summary>
+    internal static readonly JsonSerializerOptions JsonOptions = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         WriteIndented = false,

@@ -13,7 +13,7 @@ namespace LatentDiffusion.IO;
 /// 64 bytes and ended by a newline, then the raw data. We write version 1.0 in C order; we read versions 1–3,
 /// C or Fortran order, dtypes <c>&lt;f8 &lt;f4 &lt;f2 |u1 |i1 &lt;i8 &lt;i4 |b1</c> (little-endian or byte-sized only).
 /// </summary>
-public static partial class Npy
+internal static partial class Npy
 {
     static readonly byte[] Magic = [0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y'];
 

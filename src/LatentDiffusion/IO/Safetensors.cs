@@ -8,6 +8,11 @@ using static TorchSharp.torch;
 namespace LatentDiffusion.IO;
 
 /// <summary>One tensor's entry in a safetensors header.</summary>
+/// <param name="Name">The tensor's name.</param>
+/// <param name="DType">Its stored element type.</param>
+/// <param name="Shape">Its shape.</param>
+/// <param name="Begin">Start of its bytes, relative to the data section.</param>
+/// <param name="End">End (exclusive) of its bytes, relative to the data section.</param>
 public sealed record SafetensorsEntry(string Name, ScalarType DType, long[] Shape, long Begin, long End);
 
 /// <summary>
@@ -21,9 +26,13 @@ public sealed class SafetensorsFile : IDisposable
     readonly FileStream _stream;
     readonly long _dataStart;
 
+    /// <summary>The file opened.</summary>
     public string Path { get; }
+    /// <summary>The header's <c>__metadata__</c> string entries (empty when absent).</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; }
+    /// <summary>Every tensor's name, dtype, shape and byte range, by name; no data is read.</summary>
     public IReadOnlyDictionary<string, SafetensorsEntry> Entries { get; }
+    /// <summary>The tensor names.</summary>
     public IEnumerable<string> Keys => Entries.Keys;
 
     SafetensorsFile(string path, FileStream stream, long dataStart, Dictionary<string, string> metadata, Dictionary<string, SafetensorsEntry> entries)
@@ -31,6 +40,7 @@ public sealed class SafetensorsFile : IDisposable
         Path = path; _stream = stream; _dataStart = dataStart; Metadata = metadata; Entries = entries;
     }
 
+    /// <summary>Opens <paramref name="path"/> and parses its header; an <see cref="LdmException"/> for a missing, unreadable or malformed file.</summary>
     public static SafetensorsFile Open(string path)
     {
         FileStream fs;
@@ -102,6 +112,7 @@ public sealed class SafetensorsFile : IDisposable
         return new SafetensorsFile(path, fs, dataStart, metadata, entries);
     }
 
+    /// <summary>The file holds a tensor named <paramref name="name"/>.</summary>
     public bool Contains(string name) => Entries.ContainsKey(name);
 
     /// <summary>Reads one tensor onto the CPU in its stored dtype.</summary>
@@ -127,6 +138,7 @@ public sealed class SafetensorsFile : IDisposable
     /// <summary>Reads every tensor (in file order of names).</summary>
     public Dictionary<string, Tensor> ReadAll() => Entries.Keys.ToDictionary(k => k, Read);
 
+    /// <summary>Closes the file.</summary>
     public void Dispose() => _stream.Dispose();
 
     internal static ScalarType? ParseDType(string s) => s switch
@@ -171,6 +183,8 @@ public sealed class SafetensorsFile : IDisposable
 /// <summary>Writes tensors and string metadata as one safetensors file, atomically.</summary>
 public static class SafetensorsWriter
 {
+    /// <summary>Writes <paramref name="tensors"/> (any device, stored in their dtype, names sorted) and
+    /// <paramref name="metadata"/> to <paramref name="path"/>; the file is readable by the Python <c>safetensors</c> package.</summary>
     public static void Write(string path, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
         // Alignment: the header is padded with spaces so the data starts on an 8-byte boundary, as the Python writer does.

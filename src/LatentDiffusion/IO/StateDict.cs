@@ -10,6 +10,9 @@ namespace LatentDiffusion.IO;
 /// </summary>
 public static class StateDict
 {
+    /// <summary>Copies <paramref name="dict"/> into <paramref name="module"/>'s parameters and buffers, strictly.</summary>
+    /// <param name="module">The module to fill.</param>
+    /// <param name="dict">Tensors by state-dict key (any dtype and device).</param>
     /// <param name="source">What the dict came from, for the error message (a file path, a fixture name).</param>
     /// <param name="ignore">Keys of the dict that are known to be unused (e.g. an optimizer's entries) and are skipped.</param>
     public static void Load(nn.Module module, IReadOnlyDictionary<string, Tensor> dict, string source, Func<string, bool>? ignore = null)

@@ -73,8 +73,11 @@ public sealed class DiffusionPipeline : IDisposable
     /// Loads a denoiser checkpoint and, for a latent model, its autoencoder: <paramref name="autoencoderPath"/>, else the
     /// one the model names beside its file. With <paramref name="decode"/> false a latent model returns latents.
     /// </summary>
+    /// <param name="path">The denoiser checkpoint (<c>.safetensors</c> written by this library or converted).</param>
     /// <param name="device">Where to run (default: the CPU); e.g. <c>torch.CUDA</c> with the CUDA build of libtorch.</param>
     /// <param name="dtype">Float32, BFloat16 or Float16 for the denoiser (the schedule arithmetic stays float32/float64).</param>
+    /// <param name="autoencoderPath">The autoencoder of a latent model; null = the one the checkpoint names beside it.</param>
+    /// <param name="decode">False: a latent model returns latents and no autoencoder is loaded.</param>
     public static DiffusionPipeline Load(string path, Device? device = null, ScalarType dtype = ScalarType.Float32,
         string? autoencoderPath = null, bool decode = true)
     {
@@ -240,6 +243,7 @@ public sealed class DiffusionPipeline : IDisposable
         }
     }
 
+    /// <summary>Frees the network (when the pipeline loaded it) and the decoder.</summary>
     public void Dispose()
     {
         if (_ownsNetwork) _network.Dispose();

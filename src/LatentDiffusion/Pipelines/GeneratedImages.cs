@@ -86,5 +86,6 @@ public sealed class GeneratedImages : IDisposable
         return name.Length > 60 ? name[..60] : name;
     }
 
+    /// <summary>Frees the image tensor.</summary>
     public void Dispose() => Images.Dispose();
 }

@@ -18,6 +18,8 @@ internal sealed class LatentDecoder : IDisposable
 
     readonly bool _ownsAutoencoder;
 
+    /// <param name="autoencoder">The autoencoder whose decoder turns latents into images.</param>
+    /// <param name="batchSize">Latents per decoder batch.</param>
     /// <param name="ownsAutoencoder">Dispose the autoencoder with this decoder.</param>
     public LatentDecoder(AutoencoderKL autoencoder, int batchSize = 16, bool ownsAutoencoder = true)
     {

@@ -12,6 +12,12 @@ namespace LatentDiffusion.Pipelines;
 /// </summary>
 internal static class SamplingLoop
 {
+    /// <param name="cfg">The backbone: the shape of one sample.</param>
+    /// <param name="device">Where the denoiser runs (the noise is drawn on the CPU, then moved).</param>
+    /// <param name="diffusion">The diffusion process to reverse.</param>
+    /// <param name="count">Samples in all, drawn in batches of the options' batch size.</param>
+    /// <param name="options">Sampler, steps, seed and batch size.</param>
+    /// <param name="clip">Clip the predicted x0 to [-1, 1] at every step.</param>
     /// <param name="bindBatch">(first image index, batch size) → the denoiser of that batch (guidance included).</param>
     /// <param name="onStep">(images done before this batch, batch size, step, steps per batch) after every reverse step.</param>
     public static IEnumerable<Tensor> RunBatches(IBackboneConfig cfg, Device device, GaussianDiffusion diffusion, int count,

@@ -7,7 +7,7 @@ namespace LatentDiffusion.Text;
 /// Caption dropout for classifier-free guidance: in training, each caption becomes the empty caption (all padding,
 /// mask all false) with probability p, so the same model also learns the unconditional prediction.
 /// </summary>
-public static class CaptionDropout
+internal static class CaptionDropout
 {
     /// <summary>
     /// The batch with each row emptied with probability <paramref name="probability"/>; one uniform draw per row from

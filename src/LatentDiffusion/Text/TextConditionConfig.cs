@@ -17,6 +17,7 @@ public sealed record TextConditionConfig
     /// <summary>Probability of replacing a caption by the empty caption in training (classifier-free guidance).</summary>
     [JsonPropertyName("dropout_prob")] public double DropoutProb { get; init; } = 0.1;
 
+    /// <summary>Checks the tokenizer name and the ranges; returns this config, or throws <see cref="LdmException"/> naming the bad field.</summary>
     public TextConditionConfig Validate()
     {
         TextTokenizers.Normalize(Tokenizer);

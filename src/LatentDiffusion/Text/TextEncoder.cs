@@ -12,7 +12,7 @@ namespace LatentDiffusion.Text;
 /// and "unconditional" is a learned input, as the null class of class-conditional DiT.
 /// Parameters: <c>token_embedding.weight</c> (V, D), <c>position_embedding</c> (1, L, D), <c>null_embedding</c> (D).
 /// </summary>
-public sealed class TextEncoder : nn.Module
+internal sealed class TextEncoder : nn.Module
 {
     private readonly Embedding token_embedding;
     private readonly Parameter position_embedding;

@@ -3,6 +3,7 @@ namespace LatentDiffusion.Text;
 /// <summary>Creates the tokenizer a text model names in its config (<c>word</c> or <c>gpt2</c>).</summary>
 public static class TextTokenizers
 {
+    /// <summary>The tokenizer kinds, in their canonical spelling.</summary>
     public static readonly string[] Kinds = ["word", "gpt2"];
 
     /// <summary>A tokenizer for training: <c>word</c> builds the vocabulary of <paramref name="captions"/>, <c>gpt2</c> needs none.</summary>
@@ -20,6 +21,8 @@ public static class TextTokenizers
         _ => Gpt2Tokenizer.Instance,
     };
 
+    /// <summary>The canonical kind for a spelling (<c>words</c> → <c>word</c>, <c>bpe</c> or <c>GPT-2</c> → <c>gpt2</c>);
+    /// <see cref="LdmException"/> for an unknown one.</summary>
     public static string Normalize(string kind)
     {
         var k = kind.Trim().ToLowerInvariant().Replace("-", "");

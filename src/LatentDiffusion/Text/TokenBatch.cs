@@ -4,10 +4,15 @@ using static TorchSharp.torch;
 namespace LatentDiffusion.Text;
 
 /// <summary>Captions of a batch as model input: int64 ids (N, L) and a bool mask (N, L), true = real token.</summary>
+/// <param name="ids">The token ids; owned by the batch.</param>
+/// <param name="mask">The mask; owned by the batch.</param>
 public sealed class TokenBatch(Tensor ids, Tensor mask) : IDisposable
 {
+    /// <summary>int64 (N, L): token ids, the pad id at padded positions.</summary>
     public Tensor Ids { get; } = ids;
+    /// <summary>bool (N, L): true at real tokens; an all-false row is the empty caption.</summary>
     public Tensor Mask { get; } = mask;
+    /// <summary>Number of captions (N).</summary>
     public long Count => Ids.shape[0];
 
     /// <summary>Tokenizes <paramref name="captions"/> (null or empty = the empty caption) to <paramref name="maxLength"/> positions,
@@ -37,6 +42,7 @@ public sealed class TokenBatch(Tensor ids, Tensor mask) : IDisposable
     public static int MaxTokenCount(ITextTokenizer tokenizer, IEnumerable<string?> captions) =>
         Math.Max(1, captions.Where(c => !string.IsNullOrWhiteSpace(c)).Distinct().Select(c => tokenizer.Tokenize(c!).Length).DefaultIfEmpty(0).Max());
 
+    /// <summary>Frees the ids and mask.</summary>
     public void Dispose()
     {
         Ids.Dispose();

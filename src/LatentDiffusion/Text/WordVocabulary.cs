@@ -13,15 +13,21 @@ namespace LatentDiffusion.Text;
 /// </summary>
 public sealed partial class WordVocabulary : ITextTokenizer
 {
+    /// <summary>The checkpoint metadata key holding the vocabulary JSON.</summary>
     public const string MetadataKey = "ldm.vocabulary";
+    /// <summary>The format tag of the vocabulary JSON.</summary>
     public const string Format = "ldm-word-vocabulary/1";
+    /// <summary>The token of id 0.</summary>
     public const string PadToken = "<pad>";
 
     readonly string[] _words;
     readonly Dictionary<string, int> _ids;
 
+    /// <inheritdoc/>
     public string Kind => "word";
+    /// <summary>Number of tokens, <c>&lt;pad&gt;</c> included.</summary>
     public int VocabSize => _words.Length;
+    /// <summary>Always 0 (<see cref="PadToken"/>).</summary>
     public int PadId => 0;
     /// <summary>The tokens by id (id 0 is <see cref="PadToken"/>).</summary>
     public IReadOnlyList<string> Tokens => _words;
@@ -53,6 +59,7 @@ public sealed partial class WordVocabulary : ITextTokenizer
         return new WordVocabulary([PadToken, .. words]);
     }
 
+    /// <summary>The ids of the caption's words; <see cref="LdmException"/> listing every word outside the vocabulary.</summary>
     public int[] Tokenize(string caption)
     {
         var words = SplitWords(caption);
@@ -79,6 +86,7 @@ public sealed partial class WordVocabulary : ITextTokenizer
     public string Decode(IEnumerable<long> ids) =>
         string.Join(" ", ids.Where(id => id != PadId).Select(id => id >= 0 && id < _words.Length ? _words[id] : "<?>"));
 
+    /// <summary>The vocabulary as JSON (<c>{"format": ..., "tokens": [...]}</c>), as stored under <see cref="MetadataKey"/>.</summary>
     public string ToJson() => new JsonObject
     {
         ["format"] = Format,

@@ -8,7 +8,7 @@ namespace LatentDiffusion.Training;
 /// safetensors and restores exactly. Defaults are DiT's: lr 1e-4, betas (0.9, 0.999), eps 1e-8, no weight decay.
 /// Parameters are the float32 master weights.
 /// </summary>
-public sealed class AdamW : IDisposable
+internal sealed class AdamW : IDisposable
 {
     readonly (string name, Tensor param)[] _params;
     readonly Dictionary<string, Tensor> _expAvg = new(), _expAvgSq = new();

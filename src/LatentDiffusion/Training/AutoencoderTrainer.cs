@@ -10,17 +10,19 @@ namespace LatentDiffusion.Training;
 
 /// <summary>
 /// Trains a KL autoencoder on an image data set (see <see cref="AutoencoderTrainingOptions"/> for the loss) with AdamW,
-/// an EMA of the weights and reconstruction grids; the loop, checkpoints and resume are <see cref="TrainingRun"/>'s.
+/// an EMA of the weights and reconstruction grids. A run folder that already holds a checkpoint is resumed, provided it
+/// asks for the same settings.
 /// <para>Run folder: <c>checkpoint.safetensors</c> (model, EMA, discriminator, optimizer states, step, settings),
 /// <c>autoencoder.safetensors</c> (the EMA model with its measured latent scale, written when the run finishes: the file
 /// to use), <c>metrics.jsonl</c>, <c>samples/recon_XXXXXX.png</c> (top: inputs, bottom: EMA reconstructions).
 /// Without a run folder (null) nothing is written and <see cref="Ema"/> gets its latent scale at the end.</para>
-/// <para>Randomness: the data order is <see cref="DataOrder"/>'s; the flips and posterior samples of step s come from
+/// <para>Randomness: the data order is a function of (seed, step); the flips and posterior samples of step s come from
 /// one generator seeded by (seed, s), and dropout (if any) from the global torch seed set from (seed, s), so the step
 /// number is the whole random state and a resumed run repeats the uninterrupted run's losses exactly.</para>
 /// </summary>
 public sealed class AutoencoderTrainer : ITrainable, IDisposable
 {
+    /// <summary>File names in a run folder: the resumable state, the finished EMA autoencoder, the metrics log.</summary>
     public const string CheckpointFile = TrainingRun.CheckpointFile, ModelFile = "autoencoder.safetensors", MetricsFile = TrainingRun.MetricsFile;
     /// <summary>The training state file of earlier versions (TorchSharp optimizer state); it cannot be resumed.</summary>
     const string LegacyStateFile = "train_state.safetensors";
@@ -36,10 +38,12 @@ public sealed class AutoencoderTrainer : ITrainable, IDisposable
     readonly AdamW? _discOpt;
     readonly DataOrder _order;
     readonly TrainingRun _run;
+    readonly RunSettings _settings;
     AutoencoderStepResult? _last;
 
     /// <summary>Where the networks train.</summary>
     public Device Device { get; }
+    /// <summary>The settings of this run (validated).</summary>
     public AutoencoderTrainingOptions Options { get; }
     /// <summary>The run folder, or null for a run in memory.</summary>
     public string? RunDir => _run.RunDir;
@@ -56,7 +60,10 @@ public sealed class AutoencoderTrainer : ITrainable, IDisposable
     /// <summary>The EMA of the weights: what is evaluated and saved.</summary>
     public AutoencoderKL Ema => _ema;
 
-    /// <summary>A new run, or the run saved in <paramref name="runDir"/> resumed (see <see cref="TrainingRun"/>).</summary>
+    /// <summary>A new run, or the run saved in <paramref name="runDir"/> resumed; refuses a run folder holding another kind of run or other settings.</summary>
+    /// <param name="config">The autoencoder's architecture; its channels must match the data's.</param>
+    /// <param name="data">The training images; the caller keeps ownership.</param>
+    /// <param name="options">The run's settings.</param>
     /// <param name="runDir">The run folder, or null to train in memory without writing files.</param>
     /// <param name="device">Where the networks train (default: the CPU); random draws are made on the CPU.</param>
     public AutoencoderTrainer(AutoencoderConfig config, ImageDataset data, AutoencoderTrainingOptions options, string? runDir, Device? device = null)
@@ -91,7 +98,7 @@ public sealed class AutoencoderTrainer : ITrainable, IDisposable
             _disc.to(Device);
             _discOpt = AdamW.For(_disc, options.LearningRate, options.WeightDecay, options.Beta1, options.Beta2);
         }
-        Settings = new RunSettings().Add(config.ToJson()).AddOptions(options, ResumableOptions);
+        _settings = new RunSettings().Add(config.ToJson()).AddOptions(options, ResumableOptions);
         try { _run = new TrainingRun(this, new TrainingSchedule(options.Steps, options.LearningRate, options.WarmupSteps, options.LogEvery, options.CheckpointEvery), runDir, Advice); }
         catch { Dispose(); throw; }
     }
@@ -200,8 +207,8 @@ public sealed class AutoencoderTrainer : ITrainable, IDisposable
 
     // ---- ITrainable: what the run saves, restores and checks ----
 
-    public string Kind => "autoencoder-kl";
-    public RunSettings Settings { get; }
+    string ITrainable.Kind => "autoencoder-kl";
+    RunSettings ITrainable.Settings => _settings;
 
     IReadOnlyDictionary<string, string> ITrainable.CheckpointMetadata =>
         new Dictionary<string, string> { [ModelCheckpoint.ConfigKey] = _model.Config.ToJson().ToJsonString() };
@@ -244,6 +251,7 @@ public sealed class AutoencoderTrainer : ITrainable, IDisposable
         _ema.Save(Path.Combine(runDir, ModelFile), extra: new Dictionary<string, string> { ["ldm.train.step"] = step.ToString(CultureInfo.InvariantCulture) });
     }
 
+    /// <summary>Frees the models, the discriminator and the optimizer state.</summary>
     public void Dispose()
     {
         _run?.Dispose();

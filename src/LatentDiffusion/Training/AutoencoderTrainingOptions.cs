@@ -9,13 +9,17 @@ namespace LatentDiffusion.Training;
 /// </summary>
 public sealed record AutoencoderTrainingOptions
 {
+    /// <summary>Optimizer steps of the whole run; a resume may raise it to continue a finished run.</summary>
     public int Steps { get; init; } = 10_000;
+    /// <summary>Images per step.</summary>
     public int BatchSize { get; init; } = 32;
     /// <summary>AdamW learning rate (LDM: 4.5e-6 × batch; larger here because our models are small).</summary>
     public double LearningRate { get; init; } = 2e-4;
+    /// <summary>AdamW decoupled weight decay (LDM: 0).</summary>
     public double WeightDecay { get; init; } = 0.0;
     /// <summary>Adam betas of LDM's autoencoder training (0.5, 0.9).</summary>
     public double Beta1 { get; init; } = 0.5;
+    /// <summary>Adam β2 (see <see cref="Beta1"/>).</summary>
     public double Beta2 { get; init; } = 0.9;
     /// <summary>Weight of the KL term (LDM kl-f4/f8: 1e-6).</summary>
     public double KlWeight { get; init; } = 1e-6;
@@ -23,13 +27,17 @@ public sealed record AutoencoderTrainingOptions
     public int? DiscriminatorStart { get; init; }
     /// <summary>Scale of the adaptive GAN weight (LDM: 0.5).</summary>
     public double DiscriminatorWeight { get; init; } = 0.5;
+    /// <summary>Strided convolution layers of the PatchGAN discriminator (LDM: 3).</summary>
     public int DiscriminatorLayers { get; init; } = 3;
+    /// <summary>Channels of the discriminator's first layer, doubled per layer (LDM: 64).</summary>
     public int DiscriminatorChannels { get; init; } = 64;
     /// <summary>Linear learning-rate warm-up over this many steps (0 = none).</summary>
     public int WarmupSteps { get; init; }
+    /// <summary>Decay of the exponential moving average of the weights; the EMA model is the one saved.</summary>
     public double EmaDecay { get; init; } = 0.999;
     /// <summary>Mirror training images left-right with probability ½.</summary>
     public bool HorizontalFlip { get; init; }
+    /// <summary>Seed of the initial weights, the data order and every random draw; with the step it fixes the whole run.</summary>
     public int Seed { get; init; }
     /// <summary>Write one metrics entry (means over the interval) every this many steps (and at the end).</summary>
     public int LogEvery { get; init; } = 10;
@@ -40,6 +48,7 @@ public sealed record AutoencoderTrainingOptions
     /// <summary>Images used to measure the latent scale factor (1 / std of posterior samples).</summary>
     public int ScaleSamples { get; init; } = 1024;
 
+    /// <summary>Checks every setting and throws <see cref="LdmOptionException"/> naming the first bad one; the trainer calls it.</summary>
     public void Validate()
     {
         static LdmOptionException Bad(string property, object? value, string requirement, string? hint = null) =>

@@ -9,7 +9,7 @@ namespace LatentDiffusion.Training;
 /// seeded by (seed, step), which the batch then hands on), so prefetching changes no number and a resumed run reads
 /// the same batches.
 /// </summary>
-public sealed class BatchPrefetcher : IDisposable
+internal sealed class BatchPrefetcher : IDisposable
 {
     readonly Func<long, TrainingBatch> _load;
     Task<TrainingBatch>? _next;
@@ -58,7 +58,7 @@ public sealed class BatchPrefetcher : IDisposable
 /// One step's examples: their data indices, inputs (N, C, H, W) and labels (N), and optionally the step's random
 /// generator in the state the data draws left it, for the step's remaining draws (timesteps, noise, label dropout).
 /// </summary>
-public sealed record TrainingBatch(long[] Indices, Tensor X, Tensor Labels, Generator? Generator = null) : IDisposable
+internal sealed record TrainingBatch(long[] Indices, Tensor X, Tensor Labels, Generator? Generator = null) : IDisposable
 {
     public void Dispose() { X.Dispose(); Labels.Dispose(); Generator?.Dispose(); }
 }

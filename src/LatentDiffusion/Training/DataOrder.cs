@@ -7,7 +7,7 @@ namespace LatentDiffusion.Training;
 /// and step s takes the next batch of positions. The order is a pure function of (seed, step), so a resumed run
 /// continues exactly where it stopped without storing any generator state.
 /// </summary>
-public sealed class DataOrder(long count, long seed)
+internal sealed class DataOrder(long count, long seed)
 {
     long _epoch = -1;
     long[] _perm = [];
@@ -37,7 +37,7 @@ public sealed class DataOrder(long count, long seed)
 /// Seeds derived from a run seed and a step, so every step's random draws are reproducible on resume. Step s draws from
 /// a generator seeded by <c>Mix(seed, s)</c>; draws that belong to no step use the negative streams below.
 /// </summary>
-public static class StepSeeds
+internal static class StepSeeds
 {
     /// <summary>Streams of draws outside the steps: model initialisation, the discriminator's, latent-scale measurement;
     /// <see cref="DropoutStream"/> is indexed by step (<see cref="Mix(long, long, long)"/>) for the global torch seed.</summary>

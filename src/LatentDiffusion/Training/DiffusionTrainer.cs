@@ -19,7 +19,8 @@ namespace LatentDiffusion.Training;
 /// <item><c>model.safetensors</c>: the EMA weights as a standalone denoiser checkpoint (for sampling),</item>
 /// <item><c>metrics.jsonl</c>: step, loss, learning rate, throughput.</item>
 /// </list>
-/// The loop, checkpoints and resume are <see cref="TrainingRun"/>'s; without a run folder (null) nothing is written.
+/// A run folder that already holds a checkpoint is resumed, provided it asks for the same settings (a larger
+/// <see cref="DiffusionTrainingOptions.Steps"/> continues a finished run); without a run folder (null) nothing is written.
 /// Every random draw of step s comes from a generator seeded by (seed, s), and the data order is a function of
 /// (seed, step), so a run resumed from its checkpoint (even after kill -9) continues the same loss curve.
 /// A text model (config <c>text</c>) trains on the data's captions, tokenized with <see cref="DenoiserInfo.Tokenizer"/>;
@@ -27,6 +28,7 @@ namespace LatentDiffusion.Training;
 /// </summary>
 public sealed class DiffusionTrainer : ITrainable, IDisposable
 {
+    /// <summary>File names in a run folder: the resumable state, the EMA model to sample from, the metrics log.</summary>
     public const string CheckpointFile = TrainingRun.CheckpointFile, ModelFile = "model.safetensors", MetricsFile = TrainingRun.MetricsFile;
     /// <summary>Options that may change between a run and its resume (they do not change the curve).</summary>
     static readonly string[] ResumableOptions = [nameof(DiffusionTrainingOptions.Steps), nameof(DiffusionTrainingOptions.LogEvery),
@@ -42,10 +44,13 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
     readonly DataOrder _order;
     readonly BatchPrefetcher _prefetcher;
     readonly TrainingRun _run;
+    readonly RunSettings _settings;
 
+    /// <summary>What is trained: the architecture, the diffusion, the data space and the conditioning.</summary>
     public DenoiserInfo Info { get; }
     /// <summary>Where the networks train.</summary>
     public Device Device { get; }
+    /// <summary>The settings of this run (validated).</summary>
     public DiffusionTrainingOptions Options { get; }
     /// <summary>The run folder, or null for a run in memory.</summary>
     public string? RunDir => _run.RunDir;
@@ -57,13 +62,18 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
     public bool IsFinished => _run.IsFinished;
     /// <summary>The metrics entries logged by this trainer (also in <c>metrics.jsonl</c> of a run folder).</summary>
     public IReadOnlyList<IReadOnlyDictionary<string, object>> Metrics => _run.Metrics;
+    /// <summary>The EMA of the weights: the model to sample from, and the one saved as <see cref="ModelFile"/>.</summary>
     public DiffusionTransformer EmaModel => _ema;
+    /// <summary>The model being optimized (float32 master weights).</summary>
     public DiffusionTransformer Model => _model;
 
     /// <summary>Called with the EMA model whenever a sample grid is due (step, model).</summary>
     public Action<long, DiffusionTransformer>? OnSample { get; set; }
 
-    /// <summary>A new run, or the run saved in <paramref name="runDir"/> resumed (see <see cref="TrainingRun"/>).</summary>
+    /// <summary>A new run, or the run saved in <paramref name="runDir"/> resumed; refuses a run folder holding another kind of run or other settings.</summary>
+    /// <param name="info">The model to train: backbone config, diffusion, data space, class names or tokenizer.</param>
+    /// <param name="data">The training examples, in the model's data space; the caller keeps ownership.</param>
+    /// <param name="options">The run's settings.</param>
     /// <param name="runDir">The run folder, or null to train in memory without writing files.</param>
     /// <param name="device">Where the networks train (default: the CPU). Every random draw is made on the CPU, so a seed
     /// gives the same draws on any device; a run may resume on another device.</param>
@@ -92,7 +102,7 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
                 throw new LdmException("a text model needs captions, but the training data has none; use the shapes-text data set or a folder with a metadata.jsonl holding \"text\" captions.");
         }
         if (options.Bf16) _mixed = new MixedPrecision(_model, new DiffusionTransformer(info.Transformer).to(Device));
-        Settings = new RunSettings().Add(JsonNode.Parse(info.Transformer.ToJson())).Add(JsonSerializer.SerializeToNode(info.Diffusion), "diffusion.")
+        _settings = new RunSettings().Add(JsonNode.Parse(info.Transformer.ToJson())).Add(JsonSerializer.SerializeToNode(info.Diffusion), "diffusion.")
             .AddOptions(options, ResumableOptions);
         try { _run = new TrainingRun(this, new TrainingSchedule(options.Steps, options.LearningRate, options.WarmupSteps, options.LogEvery, options.CheckpointEvery), runDir, Advice); }
         catch { Dispose(); throw; }
@@ -190,8 +200,8 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
 
     // ---- ITrainable: what the run saves, restores and checks ----
 
-    public string Kind => "diffusion-transformer";
-    public RunSettings Settings { get; }
+    string ITrainable.Kind => "diffusion-transformer";
+    RunSettings ITrainable.Settings => _settings;
 
     IReadOnlyDictionary<string, string> ITrainable.CheckpointMetadata
     {
@@ -233,6 +243,7 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
             extra: new Dictionary<string, string> { ["ldm.train.step"] = step.ToString(CultureInfo.InvariantCulture) });
     }
 
+    /// <summary>Stops the batch prefetching and frees the models and optimizer state.</summary>
     public void Dispose()
     {
         _run?.Dispose();

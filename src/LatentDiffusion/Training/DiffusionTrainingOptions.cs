@@ -3,25 +3,34 @@ namespace LatentDiffusion.Training;
 /// <summary>Settings of a diffusion training run. Defaults follow DiT (AdamW lr 1e-4, no weight decay, EMA 0.9999).</summary>
 public sealed record DiffusionTrainingOptions
 {
+    /// <summary>Optimizer steps of the whole run; a resume may raise it to continue a finished run.</summary>
     public int Steps { get; init; } = 10_000;
+    /// <summary>Examples per step.</summary>
     public int BatchSize { get; init; } = 64;
+    /// <summary>Peak AdamW learning rate, reached after <see cref="WarmupSteps"/> (DiT: 1e-4).</summary>
     public double LearningRate { get; init; } = 1e-4;
+    /// <summary>AdamW decoupled weight decay (DiT: 0).</summary>
     public double WeightDecay { get; init; }
     /// <summary>Linear learning-rate warm-up over this many steps (0 = none).</summary>
     public int WarmupSteps { get; init; }
     /// <summary>Clip the global gradient norm to this value (0 = no clipping).</summary>
     public double GradClip { get; init; }
+    /// <summary>Decay of the exponential moving average of the weights; the EMA model is the one sampled and saved.</summary>
     public double EmaDecay { get; init; } = 0.9999;
+    /// <summary>Seed of the initial weights, the data order and every random draw; with the step it fixes the whole run.</summary>
     public long Seed { get; init; }
     /// <summary>bf16 forward/backward with float32 master weights, optimizer state and loss.</summary>
     public bool Bf16 { get; init; }
     /// <summary>Random horizontal flips of training images.</summary>
     public bool HorizontalFlip { get; init; }
+    /// <summary>Write one metrics entry (means over the interval) every this many steps (and at the end).</summary>
     public int LogEvery { get; init; } = 10;
+    /// <summary>Write the resumable training state every this many steps (and at the end).</summary>
     public int CheckpointEvery { get; init; } = 1000;
     /// <summary>Write a sample grid every this many steps (0 = only at the end).</summary>
     public int SampleEvery { get; init; }
 
+    /// <summary>Checks every setting and throws <see cref="LdmOptionException"/> naming the first bad one; the trainer calls it.</summary>
     public void Validate()
     {
         static LdmOptionException Bad(string property, object? value, string requirement, string? hint = null) =>

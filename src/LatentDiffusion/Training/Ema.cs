@@ -7,7 +7,7 @@ namespace LatentDiffusion.Training;
 /// Exponential moving average of a model's weights (DiT uses decay 0.9999 and samples from the EMA model).
 /// The EMA model is a separate module of the same architecture, kept in float32 and never trained directly.
 /// </summary>
-public static class Ema
+internal static class Ema
 {
     /// <summary>
     /// The decay used after <paramref name="step"/> optimisation steps (0-based): min(decay, (1 + step) / (10 + step)),

@@ -6,7 +6,7 @@ namespace LatentDiffusion.Training;
 /// What a trainer hands to <see cref="TrainingRun"/>: its settings, its state for a checkpoint and one step function.
 /// The run owns everything else (step count, schedule, metrics, checkpoints, resume).
 /// </summary>
-public interface ITrainable
+internal interface ITrainable
 {
     /// <summary>The kind of run (e.g. <c>diffusion-transformer</c>), recorded in the checkpoint so another trainer's run is refused.</summary>
     string Kind { get; }

@@ -18,6 +18,9 @@ public sealed class MetricsLog : IDisposable
     /// <summary>The entries written through this object (not those already in the file).</summary>
     public IReadOnlyList<IReadOnlyDictionary<string, object>> Entries => _entries;
 
+    /// <summary>Opens the log for appending; an existing file is first cut back to the entries with step ≤ <paramref name="resumeStep"/>.</summary>
+    /// <param name="path">The <c>metrics.jsonl</c> to write, or null to keep the entries in memory only.</param>
+    /// <param name="resumeStep">The step the run continues from (0 for a new run).</param>
     public MetricsLog(string? path, long resumeStep)
     {
         Path = path;
@@ -40,15 +43,18 @@ public sealed class MetricsLog : IDisposable
         catch (JsonException) { return null; }
     }
 
+    /// <summary>Appends one entry (a JSON object, normally with a <c>step</c>) and flushes it.</summary>
     public void Write(IReadOnlyDictionary<string, object> values)
     {
         _entries.Add(values);
         _writer?.WriteLine(JsonSerializer.Serialize(values));
     }
 
+    /// <summary>Reads every entry of a <c>metrics.jsonl</c>, e.g. to plot a loss curve; blank lines are skipped.</summary>
     public static List<Dictionary<string, JsonElement>> Read(string path) =>
         File.ReadLines(path).Where(l => l.Length > 0)
             .Select(l => JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(l)!).ToList();
 
+    /// <summary>Closes the file.</summary>
     public void Dispose() => _writer?.Dispose();
 }

@@ -9,7 +9,7 @@ namespace LatentDiffusion.Training;
 /// gradients are copied back to the masters as float32 before the update. The loss itself is computed in float32
 /// by the caller (the model returns float32). bf16 has float32's exponent range, so no loss scaling is needed.
 /// </summary>
-public sealed class MixedPrecision : IDisposable
+internal sealed class MixedPrecision : IDisposable
 {
     readonly (Tensor master, Tensor compute)[] _pairs;
 

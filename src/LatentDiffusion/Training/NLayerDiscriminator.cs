@@ -11,7 +11,7 @@ namespace LatentDiffusion.Training;
 /// ending in a one-channel map of real/fake logits, one per image patch. Initialised as in taming: conv weights
 /// N(0, 0.02), BatchNorm scales N(1, 0.02), shifts 0.
 /// </summary>
-public sealed class NLayerDiscriminator : nn.Module<Tensor, Tensor>
+internal sealed class NLayerDiscriminator : nn.Module<Tensor, Tensor>
 {
     readonly Sequential main;
 

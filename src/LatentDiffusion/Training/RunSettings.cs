@@ -8,7 +8,7 @@ namespace LatentDiffusion.Training;
 /// text), so a resume can say exactly which of them changed. The step budget and the log, checkpoint and sample
 /// intervals are left out by the trainers: a run may be continued with more steps.
 /// </summary>
-public sealed class RunSettings
+internal sealed class RunSettings
 {
     readonly Dictionary<string, string> _values = new(StringComparer.Ordinal);
 

@@ -6,10 +6,6 @@ using static TorchSharp.torch;
 
 namespace LatentDiffusion.Training;
 
-/// <summary>Progress of a run, reported after every step; <paramref name="Values"/> holds every value the step measured.</summary>
-public sealed record TrainingProgress(long Step, long TotalSteps, double Loss, double StepsPerSecond, double LearningRate,
-    IReadOnlyDictionary<string, double>? Values = null);
-
 /// <summary>
 /// The training loop shared by every trainer: step count, learning-rate schedule, metrics log, checkpoints and resume.
 /// The trainer (an <see cref="ITrainable"/>) supplies the models, the optimizer state and one step function.
@@ -19,7 +15,7 @@ public sealed record TrainingProgress(long Step, long TotalSteps, double Loss, d
 /// whose step budget is reached is <see cref="IsFinished"/> and a larger budget continues it. Without a run folder
 /// (null) nothing is written and the metrics stay in <see cref="Metrics"/>.</para>
 /// </summary>
-public sealed class TrainingRun : IDisposable
+internal sealed class TrainingRun : IDisposable
 {
     public const string CheckpointFile = "checkpoint.safetensors", MetricsFile = "metrics.jsonl";
     public const string StepKey = "ldm.train.step", KindKey = "ldm.train.kind", SettingsKey = "ldm.train.settings";
@@ -49,6 +45,9 @@ public sealed class TrainingRun : IDisposable
     public double LearningRate { get; private set; }
     public double StepsPerSecond => _stepsTimed / Math.Max(1e-9, _clock.Elapsed.TotalSeconds);
 
+    /// <param name="trainee">The trainer: its state, settings and step function.</param>
+    /// <param name="schedule">Step budget, learning-rate schedule and logging/checkpoint intervals.</param>
+    /// <param name="runDir">The run folder, or null for a run in memory.</param>
     /// <param name="divergenceAdvice">What to tell the user when the loss or a weight becomes non-finite.</param>
     public TrainingRun(ITrainable trainee, TrainingSchedule schedule, string? runDir, string divergenceAdvice)
     {

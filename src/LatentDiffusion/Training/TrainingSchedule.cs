@@ -9,7 +9,7 @@ namespace LatentDiffusion.Training;
 /// <param name="WarmupSteps">Linear warm-up over this many steps (0 = none).</param>
 /// <param name="LogEvery">Write one metrics entry (the mean over the interval) every this many steps, and at the end.</param>
 /// <param name="CheckpointEvery">Write the checkpoint every this many steps, and at the end.</param>
-public sealed record TrainingSchedule(long Steps, double LearningRate, int WarmupSteps, int LogEvery, int CheckpointEvery)
+internal sealed record TrainingSchedule(long Steps, double LearningRate, int WarmupSteps, int LogEvery, int CheckpointEvery)
 {
     /// <summary>The learning rate of step <paramref name="step"/> (0-based): linear warm-up to the peak, then constant (DiT's schedule).</summary>
     public double LearningRateAt(long step) =>

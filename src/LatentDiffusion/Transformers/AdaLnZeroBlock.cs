@@ -10,7 +10,7 @@ namespace LatentDiffusion.Transformers;
 /// all regressed from the conditioning vector c = time + class embedding by <c>adaLN_modulation</c> (SiLU, Linear).
 /// With the modulation zero-initialised every block starts as the identity ("adaLN-Zero"). Keys as the official DiTBlock.
 /// </summary>
-public sealed class AdaLnZeroBlock : nn.Module<Tensor, Tensor, Tensor>
+internal sealed class AdaLnZeroBlock : nn.Module<Tensor, Tensor, Tensor>
 {
     private readonly LayerNorm norm1;
     private readonly Attention attn;

@@ -9,7 +9,7 @@ namespace LatentDiffusion.Transformers;
 /// The DiT paper's cross-attention block: pre-norm self-attention over the patch tokens, then multi-head
 /// cross-attention from the patch tokens to the conditioning sequence [time token, condition tokens], then the MLP.
 /// </summary>
-public sealed class CrossAttentionBlock : nn.Module<Tensor, Tensor, Tensor?, Tensor>
+internal sealed class CrossAttentionBlock : nn.Module<Tensor, Tensor, Tensor?, Tensor>
 {
     private readonly LayerNorm norm1;
     private readonly Attention attn;

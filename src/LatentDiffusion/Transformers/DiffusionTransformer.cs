@@ -13,7 +13,7 @@ namespace LatentDiffusion.Transformers;
 /// (<see cref="BlockType"/>); with <see cref="BlockType.AdaLnZero"/> it is facebookresearch/DiT's <c>DiT</c>, with
 /// identical state-dict keys, so official checkpoints load unchanged.
 /// forward(x (N, C, H, W) float, t (N) timesteps int64 or float, y (N) int64 class ids incl. the null id) → (N, out_channels, H, W) float32.
-/// A text model (config <c>text</c> set) has a <see cref="TextEncoder"/> (<c>text_embedder</c>) instead of the label
+/// A text model (config <c>text</c> set) has a caption encoder (<c>text_embedder</c>: token and position embeddings) instead of the label
 /// table and runs through <see cref="ForwardText"/>.
 /// </summary>
 public sealed class DiffusionTransformer : DenoiserNetwork
@@ -32,7 +32,9 @@ public sealed class DiffusionTransformer : DenoiserNetwork
     private readonly ModuleList<Linear>? skip_linears;
     private readonly nn.Module final_layer;
 
+    /// <summary>The architecture this model was built with (validated).</summary>
     public TransformerConfig Config { get; }
+    /// <summary>The same config as the backbone's general description.</summary>
     public override IBackboneConfig Backbone => Config;
 
     /// <summary>Number of condition tokens the in-context sequence holds for a class label.</summary>

@@ -8,7 +8,7 @@ namespace LatentDiffusion.Transformers;
 /// DiT's output layer: adaLN-modulated LayerNorm (<c>norm_final</c>, <c>adaLN_modulation</c>) then <c>linear</c> to
 /// patch²·out_channels values per token. Keys as the official FinalLayer.
 /// </summary>
-public sealed class FinalLayer : nn.Module<Tensor, Tensor, Tensor>
+internal sealed class FinalLayer : nn.Module<Tensor, Tensor, Tensor>
 {
     private readonly LayerNorm norm_final;
     private readonly Linear linear;

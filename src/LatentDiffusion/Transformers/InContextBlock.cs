@@ -9,7 +9,7 @@ namespace LatentDiffusion.Transformers;
 /// A plain pre-norm Transformer block (ViT): x + attn(norm1(x)), then + mlp(norm2(x)). The conditioning reaches it
 /// only as tokens in the sequence (in-context conditioning). The optional key mask hides padded condition tokens.
 /// </summary>
-public sealed class InContextBlock : nn.Module<Tensor, Tensor?, Tensor>
+internal sealed class InContextBlock : nn.Module<Tensor, Tensor?, Tensor>
 {
     private readonly LayerNorm norm1;
     private readonly Attention attn;

@@ -8,7 +8,7 @@ namespace LatentDiffusion.Transformers;
 /// Output layer of the in-context and cross-attention models: LayerNorm (<c>norm_final</c>, with affine parameters)
 /// then <c>linear</c> to patch²·out_channels values per patch token; no conditioning of its own.
 /// </summary>
-public sealed class InContextFinalLayer : nn.Module<Tensor, Tensor>
+internal sealed class InContextFinalLayer : nn.Module<Tensor, Tensor>
 {
     private readonly LayerNorm norm_final;
     private readonly Linear linear;

@@ -7,7 +7,7 @@ namespace LatentDiffusion.Transformers;
 /// state dicts with no config): sizes come from tensor shapes, the head count from DiT's presets (it is not visible
 /// in the weights) unless given.
 /// </summary>
-public static class OfficialDiT
+internal static class OfficialDiT
 {
     public static bool Looks(IReadOnlyDictionary<string, Tensor> sd) =>
         sd.ContainsKey("x_embedder.proj.weight") && sd.ContainsKey("blocks.0.adaLN_modulation.1.weight");

@@ -14,21 +14,30 @@ public sealed record TransformerConfig : IBackboneConfig
 {
     /// <summary>The backbone's name in checkpoints.</summary>
     public const string BackboneKind = "transformer";
+    /// <summary>Always <see cref="BackboneKind"/>.</summary>
     [JsonIgnore] public string Kind => BackboneKind;
 
     /// <summary>Latent (or image) side length in pixels; inputs are input_size × input_size.</summary>
     [JsonPropertyName("input_size")] public int InputSize { get; init; } = 32;
+    /// <summary>Side of the square patches that become tokens; must divide <see cref="InputSize"/>.</summary>
     [JsonPropertyName("patch_size")] public int PatchSize { get; init; } = 2;
+    /// <summary>Channels of the input: the autoencoder's latent channels, or 1 / 3 for pixels.</summary>
     [JsonPropertyName("in_channels")] public int InChannels { get; init; } = 4;
+    /// <summary>Token width D; must be divisible by <see cref="NumHeads"/>.</summary>
     [JsonPropertyName("hidden_size")] public int HiddenSize { get; init; } = 384;
+    /// <summary>Number of Transformer blocks.</summary>
     [JsonPropertyName("depth")] public int Depth { get; init; } = 12;
+    /// <summary>Attention heads per block.</summary>
     [JsonPropertyName("num_heads")] public int NumHeads { get; init; } = 6;
+    /// <summary>Width of the MLP's hidden layer relative to <see cref="HiddenSize"/>.</summary>
     [JsonPropertyName("mlp_ratio")] public double MlpRatio { get; init; } = 4.0;
     /// <summary>Probability of replacing a label by the null class in training (classifier-free guidance); &gt; 0 adds the null row.</summary>
     [JsonPropertyName("class_dropout_prob")] public double ClassDropoutProb { get; init; } = 0.1;
+    /// <summary>Number of classes of a class model (ids 0 … num_classes − 1); ImageNet DiT: 1000.</summary>
     [JsonPropertyName("num_classes")] public int NumClasses { get; init; } = 1000;
     /// <summary>Predict the variance too (improved DDPM): the output has 2·in_channels channels.</summary>
     [JsonPropertyName("learn_sigma")] public bool LearnSigma { get; init; } = true;
+    /// <summary>How the blocks take the condition (see <see cref="BlockType"/>).</summary>
     [JsonPropertyName("block")] public BlockType Block { get; init; } = BlockType.InContext;
     /// <summary>U-ViT long skips between the first and the mirrored second half of the blocks (in-context only).</summary>
     [JsonPropertyName("long_skips")] public bool LongSkips { get; init; }
@@ -41,14 +50,19 @@ public sealed record TransformerConfig : IBackboneConfig
     [JsonPropertyName("text"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public TextConditionConfig? Text { get; init; }
 
+    /// <summary>Output channels: 2 · in_channels with learn_sigma, else in_channels.</summary>
     [JsonIgnore] public int OutChannels => LearnSigma ? InChannels * 2 : InChannels;
+    /// <summary>Patches per side: input_size / patch_size.</summary>
     [JsonIgnore] public int GridSize => InputSize / PatchSize;
+    /// <summary>Image tokens: grid_size².</summary>
     [JsonIgnore] public int NumPatches => GridSize * GridSize;
+    /// <summary>Width of the MLP's hidden layer: hidden_size · mlp_ratio.</summary>
     [JsonIgnore] public int MlpHidden => (int)(HiddenSize * MlpRatio);
     /// <summary>The id of the null (unconditional) class; = num_classes.</summary>
     [JsonIgnore] public int NullClass => NumClasses;
     /// <summary><c>class</c> or <c>text</c>: what the model is conditioned on.</summary>
     [JsonIgnore] public string Condition => Text is null ? "class" : "text";
+    /// <summary>The model is conditioned on captions (<see cref="Text"/> is set).</summary>
     [JsonIgnore] public bool IsTextConditional => Text is not null;
     /// <summary>Condition tokens in the in-context sequence: 1 (a class) or text.max_tokens.</summary>
     [JsonIgnore] public int ConditionTokens => Text?.MaxTokens ?? 1;
@@ -135,6 +149,7 @@ public sealed record TransformerConfig : IBackboneConfig
 
     static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = false };
 
+    /// <summary>The config as compact snake_case JSON, as stored in checkpoints.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
 
     /// <summary>Parses and validates a config written by <see cref="ToJson"/> (or by hand, snake_case names).</summary>
