@@ -46,8 +46,8 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public Encoder EncoderNet => encoder;
-    public Decoder DecoderNet => decoder;
+    internal Encoder EncoderNet => encoder;
+    internal Decoder DecoderNet => decoder;
 
     ScalarType ParamDType => quant_conv.weight!.dtype;
     Device ParamDevice => quant_conv.weight!.device;
