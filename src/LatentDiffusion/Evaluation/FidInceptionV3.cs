@@ -18,10 +18,18 @@ namespace LatentDiffusion.Evaluation;
 /// </summary>
 public sealed class FidInceptionV3 : nn.Module<Tensor, Tensor[]>
 {
+    /// <summary>File name of pytorch-fid's TF-ported Inception weights.</summary>
     public const string WeightsFileName = "pt_inception-2015-12-05-6726825d.pth";
+    /// <summary>Where <see cref="WeightsFileName"/> can be downloaded (pytorch-fid's release).</summary>
     public const string WeightsUrl = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth";
+    /// <summary>Environment variable naming the weights file when no path is given.</summary>
     public const string WeightsEnvVar = "LDM_INCEPTION_WEIGHTS";
-    public const int FeatureDim = 2048, LogitClasses = 1008, ResizeTo = 299;
+    /// <summary>Size of the pool3 feature vector FID is computed on.</summary>
+    public const int FeatureDim = 2048;
+    /// <summary>Classes of the TF Inception's <c>fc</c> layer (1000 ImageNet classes plus 8 unused), the Inception Score's logits.</summary>
+    public const int LogitClasses = 1008;
+    /// <summary>Side the input images are resized to (299×299) before the network.</summary>
+    public const int ResizeTo = 299;
     /// <summary>Channels of the output of each block.</summary>
     public static readonly int[] BlockChannels = [64, 192, 768, 2048];
 
@@ -64,7 +72,9 @@ public sealed class FidInceptionV3 : nn.Module<Tensor, Tensor[]>
         eval();
     }
 
+    /// <summary>Whether the 1008-way <c>fc</c> layer is present (see <see cref="FeaturesAndLogits"/>).</summary>
     public bool HasLogits => fc is not null;
+    /// <summary>The blocks whose outputs <see cref="forward"/> returns, ascending.</summary>
     public IReadOnlyList<int> OutputBlocks => _outputBlocks;
 
     /// <summary>The selected block outputs (pytorch-fid's <c>InceptionV3.forward</c>) for images NCHW in [0, 1].</summary>

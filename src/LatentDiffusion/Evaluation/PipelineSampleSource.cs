@@ -55,7 +55,9 @@ public sealed class PipelineSampleSource : ISampleSource
     public IReadOnlyList<int>? Labels => _labels;
     /// <summary>Called with the progress of every reverse step.</summary>
     public Action<GenerationProgress>? OnProgress { get; set; }
+    /// <summary>The checkpoint and sampling settings (sampler, steps, guidance, seed, dtype).</summary>
     public string Description { get; }
+    /// <summary>The number of images to generate.</summary>
     public long? Count => _labels?.Length ?? _prompts!.Length;
 
     static string DtypeName(torch.ScalarType dtype) => dtype switch
