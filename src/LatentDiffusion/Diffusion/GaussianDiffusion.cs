@@ -190,6 +190,9 @@ public sealed class GaussianDiffusion
     }
 
     /// <summary>p(x_{t−1} | x_t) and the x_0 prediction from the model at x_t.</summary>
+    /// <param name="model">The denoiser.</param>
+    /// <param name="x">x_t.</param>
+    /// <param name="t">Indices (N,) into this process.</param>
     /// <param name="clipDenoised">Clamp the x_0 prediction to [-1, 1] (pixel-space models; DiT samples latents without).</param>
     public PredictedDistribution PMeanVariance(Denoiser model, Tensor x, Tensor t, bool clipDenoised)
     {

@@ -38,7 +38,10 @@ public sealed class FidInceptionV3 : nn.Module<Tensor, Tensor[]>
     readonly int[] _outputBlocks;
     readonly bool _resize, _normalize;
 
+    /// <summary>The network with freshly initialised weights (load real ones with <see cref="Load"/>).</summary>
     /// <param name="outputBlocks">Which block outputs <see cref="forward"/> returns, in ascending order (pytorch-fid: default [3]).</param>
+    /// <param name="resizeInput">Resize inputs to 299×299 first (bilinear), as pytorch-fid does.</param>
+    /// <param name="normalizeInput">Scale inputs from [0, 1] to [−1, 1] first.</param>
     /// <param name="withLogits">Adds the 1008-way classifier <c>fc</c> (needed for the Inception Score).</param>
     public FidInceptionV3(IEnumerable<int>? outputBlocks = null, bool resizeInput = true, bool normalizeInput = true, bool withLogits = false)
         : base(nameof(FidInceptionV3))
@@ -158,7 +161,9 @@ public sealed class FidInceptionV3 : nn.Module<Tensor, Tensor[]>
     /// environment variable <see cref="WeightsEnvVar"/>. Accepts the TF-ported .pth of pytorch-fid or a safetensors
     /// file in either naming. A missing file is an <see cref="LdmException"/> that says where to get it.
     /// </summary>
+    /// <param name="weightsPath">The weights file; null: the file named by <see cref="WeightsEnvVar"/>.</param>
     /// <param name="withLogits">true: the file must hold <c>fc.*</c>; false: ignore it; null: keep it when present.</param>
+    /// <param name="outputBlocks">Which block outputs <see cref="forward"/> returns (default [3]).</param>
     public static FidInceptionV3 Load(string? weightsPath = null, bool? withLogits = false, IEnumerable<int>? outputBlocks = null)
     {
         string path = ResolveWeightsPath(weightsPath);

@@ -17,6 +17,9 @@ public sealed class PipelineSampleSource : ISampleSource
     readonly int[]? _labels;
     readonly string[]? _prompts;
 
+    /// <summary>A source that generates <paramref name="count"/> images with <paramref name="pipeline"/> when read.</summary>
+    /// <param name="pipeline">The loaded model (denoiser, autoencoder, conditioning).</param>
+    /// <param name="options">Sampler, steps, guidance, seed.</param>
     /// <param name="classIds">Class models: the classes to cycle through (null = all of them).</param>
     /// <param name="prompts">Text models: the prompts to cycle through.</param>
     /// <param name="count">Images to generate.</param>
