@@ -163,7 +163,7 @@ public sealed record AutoencoderConfig
             : File.Exists(presetOrPath) ? Load(presetOrPath)
             : throw new LdmException($"'{presetOrPath}' is neither an autoencoder preset ({string.Join(", ", PresetNames)}) nor an existing JSON config file; pass one of them.");
 
-    /// <summary>The config as a JSON object with snake_case keys (what checkpoints store and <see cref="FromJson"/> reads).</summary>
+    /// <summary>The config as a JSON object with snake_case keys (what checkpoints store and <see cref="FromJson(JsonObject)"/> reads).</summary>
     public JsonObject ToJson() => JsonSerializer.SerializeToNode(this, ModelCheckpoint.JsonOptions)!.AsObject();
 
     /// <summary>Checks that the sizes make a buildable model; throws <see cref="LdmException"/> naming the bad field.</summary>
