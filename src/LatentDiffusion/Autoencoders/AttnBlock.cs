@@ -9,7 +9,7 @@ namespace LatentDiffusion.Autoencoders;
 /// positions (scale C^−½), output through the 1×1 conv <c>proj_out</c>, added to the input.
 /// Keys: <c>norm</c>, <c>q</c>, <c>k</c>, <c>v</c>, <c>proj_out</c> (1×1 conv weights (C, C, 1, 1)).
 /// </summary>
-public sealed class AttnBlock : nn.Module<Tensor, Tensor>
+internal sealed class AttnBlock : nn.Module<Tensor, Tensor>
 {
     readonly GroupNorm32 norm;
     readonly Conv2d q, k, v, proj_out;

@@ -13,7 +13,9 @@ public sealed record AutoencoderConfig
 {
     /// <summary>Base channel width; level i has ch · ch_mult[i] channels.</summary>
     public int Ch { get; init; } = 128;
+    /// <summary>Width multiplier of each resolution level; the number of levels sets the down-sampling factor.</summary>
     public int[] ChMult { get; init; } = [1, 2, 4, 4];
+    /// <summary>ResNet blocks per level (the decoder has one more per level, as CompVis).</summary>
     public int NumResBlocks { get; init; } = 2;
     /// <summary>Spatial sizes (of the feature maps) at which the down/up levels get self-attention; the middle always has one.</summary>
     public int[] AttnResolutions { get; init; } = [];
@@ -21,11 +23,15 @@ public sealed record AutoencoderConfig
     public int ZChannels { get; init; } = 4;
     /// <summary>Channels of the latent after quant_conv (the posterior's mean/std channels).</summary>
     public int EmbedDim { get; init; } = 4;
+    /// <summary>Channels of the input images (3 RGB, 1 gray).</summary>
     public int InChannels { get; init; } = 3;
+    /// <summary>Channels of the decoded images.</summary>
     public int OutCh { get; init; } = 3;
     /// <summary>Nominal image size; only decides which levels get attention (and the latent size reported).</summary>
     public int Resolution { get; init; } = 256;
+    /// <summary>The encoder outputs mean and log-variance (2·z_channels), as a KL autoencoder needs.</summary>
     public bool DoubleZ { get; init; } = true;
+    /// <summary>Dropout inside the ResNet blocks, in [0, 1).</summary>
     public double Dropout { get; init; } = 0.0;
 
     /// <summary>Spatial down-sampling factor f = 2^(levels−1).</summary>
@@ -60,11 +66,13 @@ public sealed record AutoencoderConfig
     /// above: what a CPU trains in minutes, enough for flat-coloured shapes and Fashion-MNIST; the shipped models use them.
     /// </summary>
     public static AutoencoderConfig F4Rgb32Small => F4Rgb32 with { Ch = 32 };
+    /// <summary>Half-width <see cref="F4Gray28"/> (ch 32).</summary>
     public static AutoencoderConfig F4Gray28Small => F4Gray28 with { Ch = 32 };
 
     /// <summary>The preset names <see cref="FromPreset"/> knows.</summary>
     public static IReadOnlyList<string> PresetNames { get; } = ["sd", "f4-32", "f4-28", "f4-32-small", "f4-28-small"];
 
+    /// <summary>The config of a preset name (<see cref="PresetNames"/>; <c>kl-f8</c> is an alias of <c>sd</c>).</summary>
     public static AutoencoderConfig FromPreset(string name) => name.ToLowerInvariant() switch
     {
         "sd" or "kl-f8" => Sd,
@@ -155,6 +163,7 @@ public sealed record AutoencoderConfig
             : File.Exists(presetOrPath) ? Load(presetOrPath)
             : throw new LdmException($"'{presetOrPath}' is neither an autoencoder preset ({string.Join(", ", PresetNames)}) nor an existing JSON config file; pass one of them.");
 
+    /// <summary>The config as a JSON object with snake_case keys (what checkpoints store and <see cref="FromJson(JsonObject)"/> reads).</summary>
     public JsonObject ToJson() => JsonSerializer.SerializeToNode(this, ModelCheckpoint.JsonOptions)!.AsObject();
 
     /// <summary>Checks that the sizes make a buildable model; throws <see cref="LdmException"/> naming the bad field.</summary>

@@ -25,7 +25,7 @@ public static class AutoencoderImport
     /// <summary>
     /// Every tensor of a weights file, by its stored name: safetensors, or a torch.save file (.ckpt/.pt/.pth/.bin; a
     /// CompVis/SD .ckpt's <c>state_dict</c> wrapper is unwrapped, and its other tensors are dropped). Which entries are the
-    /// autoencoder's (<c>first_stage_model.*</c> of a full LDM/SD checkpoint) is decided by <see cref="AutoencoderKeys.ToCompVis"/>.
+    /// autoencoder's (<c>first_stage_model.*</c> of a full LDM/SD checkpoint) is decided when the dictionary is loaded (<see cref="AutoencoderKL.FromStateDict"/>).
     /// </summary>
     public static Dictionary<string, Tensor> ReadStateDict(string path)
     {

@@ -8,8 +8,8 @@ namespace LatentDiffusion.Autoencoders;
 
 /// <summary>
 /// The KL-regularised autoencoder of latent diffusion / Stable Diffusion (CompVis <c>ldm.models.autoencoder.AutoencoderKL</c>):
-/// images in [−1, 1] → <see cref="Encoder"/> → <c>quant_conv</c> (1×1, 2·z_channels → 2·embed_dim) → posterior;
-/// latents → <c>post_quant_conv</c> (1×1, embed_dim → z_channels) → <see cref="Decoder"/> → images.
+/// images in [−1, 1] → encoder → <c>quant_conv</c> (1×1, 2·z_channels → 2·embed_dim) → posterior;
+/// latents → <c>post_quant_conv</c> (1×1, embed_dim → z_channels) → decoder → images.
 /// State-dict keys are CompVis' (<c>encoder.*</c>, <c>decoder.*</c>, <c>quant_conv.*</c>, <c>post_quant_conv.*</c>).
 /// Inputs are cast to the parameters' dtype at entry, so a bf16 model takes float32 images.
 /// </summary>
@@ -28,12 +28,14 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
     readonly Decoder decoder;
     readonly Conv2d quant_conv, post_quant_conv;
 
+    /// <summary>The architecture the model was built with.</summary>
     public AutoencoderConfig Config { get; }
 
     /// <summary>Latent scale factor: diffusion works on <c>scale · z</c> so that latents have about unit variance
     /// (0.18215 for Stable Diffusion; measured on the data for our own autoencoders). Stored in checkpoints.</summary>
     public double LatentScale { get; set; } = 1.0;
 
+    /// <summary>A new model of this architecture with torch's default initialisation (see <see cref="ResetParameters"/> for a seeded one).</summary>
     public AutoencoderKL(AutoencoderConfig config) : base(nameof(AutoencoderKL))
     {
         config.Validate();
@@ -46,8 +48,8 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public Encoder EncoderNet => encoder;
-    public Decoder DecoderNet => decoder;
+    internal Encoder EncoderNet => encoder;
+    internal Decoder DecoderNet => decoder;
 
     ScalarType ParamDType => quant_conv.weight!.dtype;
     Device ParamDevice => quant_conv.weight!.device;

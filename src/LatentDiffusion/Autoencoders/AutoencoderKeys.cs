@@ -10,7 +10,7 @@ namespace LatentDiffusion.Autoencoders;
 /// full LDM / Stable Diffusion checkpoints (<c>first_stage_model.*</c>), and CompVis autoencoder checkpoints
 /// (which also carry the training loss' <c>loss.*</c> weights: LPIPS and discriminator).
 /// </summary>
-public static partial class AutoencoderKeys
+internal static partial class AutoencoderKeys
 {
     const string FirstStagePrefix = "first_stage_model.";
 

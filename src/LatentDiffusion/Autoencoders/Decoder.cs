@@ -9,7 +9,7 @@ namespace LatentDiffusion.Autoencoders;
 /// (num_res_blocks + 1 residual blocks each, up-sampling after all but the top), GroupNorm + SiLU and conv_out.
 /// As in CompVis, <c>up.i</c> is indexed by resolution level (up.0 is the full-resolution level, run last).
 /// </summary>
-public sealed class Decoder : nn.Module<Tensor, Tensor>
+internal sealed class Decoder : nn.Module<Tensor, Tensor>
 {
     readonly Conv2d conv_in, conv_out;
     readonly MidBlock mid;

@@ -10,11 +10,16 @@ namespace LatentDiffusion.Autoencoders;
 /// </summary>
 public sealed class DiagonalGaussianDistribution
 {
+    /// <summary>Mean μ (B, C, H, W).</summary>
     public Tensor Mean { get; }
+    /// <summary>log σ², clamped to [−30, 20].</summary>
     public Tensor LogVar { get; }
+    /// <summary>σ = exp(½ log σ²).</summary>
     public Tensor Std { get; }
+    /// <summary>σ² = exp(log σ²).</summary>
     public Tensor Var { get; }
 
+    /// <summary>The distribution of moments (B, 2·C, H, W) = [mean | logvar] along channels (what the encoder's quant_conv gives).</summary>
     public DiagonalGaussianDistribution(Tensor moments)
     {
         if (moments.dim() < 2 || moments.shape[1] % 2 != 0)

@@ -8,7 +8,7 @@ namespace LatentDiffusion.Autoencoders;
 /// Halves H and W: zero-pad one row at the bottom and one column at the right (CompVis' asymmetric pad (0,1,0,1)),
 /// then a 3×3 conv with stride 2 and no padding. Key: <c>conv</c>.
 /// </summary>
-public sealed class Downsample : nn.Module<Tensor, Tensor>
+internal sealed class Downsample : nn.Module<Tensor, Tensor>
 {
     readonly Conv2d conv;
 

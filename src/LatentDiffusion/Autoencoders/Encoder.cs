@@ -8,7 +8,7 @@ namespace LatentDiffusion.Autoencoders;
 /// The LDM encoder: conv_in, one <see cref="ResolutionLevel"/> per ch_mult entry (down-sampling after all but the last),
 /// the <see cref="MidBlock"/>, GroupNorm + SiLU and conv_out to 2·z_channels (mean and log-variance) or z_channels.
 /// </summary>
-public sealed class Encoder : nn.Module<Tensor, Tensor>
+internal sealed class Encoder : nn.Module<Tensor, Tensor>
 {
     readonly Conv2d conv_in, conv_out;
     readonly ModuleList<ResolutionLevel> down;

@@ -5,7 +5,7 @@ namespace LatentDiffusion.Autoencoders;
 
 /// <summary>The middle of encoder and decoder at the lowest resolution: ResnetBlock → AttnBlock → ResnetBlock.
 /// Keys: <c>block_1</c>, <c>attn_1</c>, <c>block_2</c>.</summary>
-public sealed class MidBlock : nn.Module<Tensor, Tensor>
+internal sealed class MidBlock : nn.Module<Tensor, Tensor>
 {
     readonly ResnetBlock block_1, block_2;
     readonly AttnBlock attn_1;

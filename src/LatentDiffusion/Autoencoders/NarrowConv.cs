@@ -12,7 +12,7 @@ namespace LatentDiffusion.Autoencoders;
 /// <see cref="MinTrainingChannels"/> outputs and the extra channels are cut off again: the values and gradients are the same,
 /// and the backward pass takes the path that works. Without autograd (inference) the conv runs as is.</para>
 /// </summary>
-public static class NarrowConv
+internal static class NarrowConv
 {
     public const int MinTrainingChannels = 32;
 

@@ -9,7 +9,7 @@ namespace LatentDiffusion.Autoencoders;
 /// second conv), plus a 1×1 <c>nin_shortcut</c> on the skip path when the channel count changes.
 /// Keys: <c>norm1</c>, <c>conv1</c>, <c>norm2</c>, <c>conv2</c>, <c>nin_shortcut</c>.
 /// </summary>
-public sealed class ResnetBlock : nn.Module<Tensor, Tensor>
+internal sealed class ResnetBlock : nn.Module<Tensor, Tensor>
 {
     readonly GroupNorm32 norm1, norm2;
     readonly Conv2d conv1, conv2;
@@ -54,7 +54,7 @@ static class AutoencoderLayers
 /// GroupNorm(32 groups, eps 1e-6) with affine <c>weight</c> and <c>bias</c>, through <c>nn.functional.group_norm</c>.
 /// Our own module because TorchSharp 0.107's <c>nn.GroupNorm</c> leaves its affine parameters uninitialised.
 /// </summary>
-public sealed class GroupNorm32 : nn.Module<Tensor, Tensor>
+internal sealed class GroupNorm32 : nn.Module<Tensor, Tensor>
 {
     readonly Parameter weight, bias;
 

@@ -9,7 +9,7 @@ namespace LatentDiffusion.Autoencoders;
 /// self-attention when the level's resolution is in attn_resolutions, then an optional resampler.
 /// Keys: <c>block.j</c>, <c>attn.j</c>, and <c>downsample.conv</c> or <c>upsample.conv</c>.
 /// </summary>
-public sealed class ResolutionLevel : nn.Module<Tensor, Tensor>
+internal sealed class ResolutionLevel : nn.Module<Tensor, Tensor>
 {
     readonly ModuleList<ResnetBlock> block;
     readonly ModuleList<AttnBlock> attn;

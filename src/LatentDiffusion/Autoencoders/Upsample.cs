@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace LatentDiffusion.Autoencoders;
 
 /// <summary>Doubles H and W: nearest-neighbour ×2, then a 3×3 conv. Key: <c>conv</c>.</summary>
-public sealed class Upsample : nn.Module<Tensor, Tensor>
+internal sealed class Upsample : nn.Module<Tensor, Tensor>
 {
     readonly Conv2d conv;
 

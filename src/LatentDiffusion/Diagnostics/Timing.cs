@@ -5,6 +5,7 @@ namespace LatentDiffusion.Diagnostics;
 /// <summary>Times an action after warm-up runs and reports the median of the timed runs.</summary>
 public static class Timing
 {
+    /// <summary>Runs <paramref name="action"/> <paramref name="warmup"/> times untimed, then <paramref name="runs"/> times timed; returns the median and every run's time, in seconds.</summary>
     public static (double medianSeconds, double[] allSeconds) Median(Action action, int warmup, int runs)
     {
         for (int i = 0; i < warmup; i++) action();

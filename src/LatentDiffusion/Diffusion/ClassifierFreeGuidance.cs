@@ -15,6 +15,9 @@ public static class ClassifierFreeGuidance
     public const int OfficialDitGuidedChannels = 3;
 
     /// <summary>Guided output from a conditional and an unconditional output of the same x.</summary>
+    /// <param name="cond">Conditional model output (N, C', H, W).</param>
+    /// <param name="uncond">Unconditional model output, same shape.</param>
+    /// <param name="scale">Guidance scale s (1 = conditional only).</param>
     /// <param name="guidedChannels">Leading channels to guide; null = all <paramref name="epsChannels"/>.</param>
     /// <param name="epsChannels">Channels of the ε part (x's channel count).</param>
     public static Tensor Combine(Tensor cond, Tensor uncond, double scale, long epsChannels, int? guidedChannels = null)

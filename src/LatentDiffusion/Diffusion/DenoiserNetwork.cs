@@ -10,6 +10,7 @@ namespace LatentDiffusion.Diffusion;
 /// </summary>
 public abstract class DenoiserNetwork : nn.Module<Tensor, Tensor, Tensor, Tensor>
 {
+    /// <summary>Names the module (<paramref name="name"/> is TorchSharp's module name).</summary>
     protected DenoiserNetwork(string name) : base(name) { }
 
     /// <summary>The config the network was built from.</summary>

@@ -11,7 +11,7 @@ namespace LatentDiffusion.Diffusion;
 /// (1 + 1/(2r))·x0_cur − 1/(2r)·x0_prev with r = h_prev/h afterwards, except on the step into t = 0 (first order,
 /// as diffusers' lower_order_final). The very last step lands on the x_0 prediction (σ = 0). Good samples in 10–25 steps; it draws no noise.
 /// </summary>
-public static class DpmSolverPlusPlus
+internal static class DpmSolverPlusPlus
 {
     public static Tensor Sample2M(GaussianDiffusion diffusion, Denoiser model, Tensor z, bool clipDenoised = false,
         Action<SamplingStep>? onStep = null)

@@ -12,9 +12,13 @@ namespace LatentDiffusion.Diffusion;
 /// </summary>
 public sealed class GaussianDiffusion
 {
+    /// <summary>The config the process was built from (respacing included).</summary>
     public DiffusionConfig Config { get; }
+    /// <summary>What the model's mean channels predict (from <see cref="DiffusionConfig.PredictXstart"/> and <see cref="DiffusionConfig.PredictV"/>).</summary>
     public ModelMeanType MeanType { get; }
+    /// <summary>How the reverse-step variance is chosen (learned range, or fixed small/large).</summary>
     public ModelVarianceType VarianceType { get; }
+    /// <summary>The training objective <see cref="TrainingLosses"/> computes.</summary>
     public DiffusionLossType LossType { get; }
 
     /// <summary>Steps of this (possibly respaced) process.</summary>
@@ -25,20 +29,31 @@ public sealed class GaussianDiffusion
     public long[] TimestepMap { get; }
 
     // Schedule terms, float64, one value per step of this process.
+    /// <summary>β_t, the noise added at each step.</summary>
     public double[] Betas { get; }
+    /// <summary>ᾱ_t = Π_{s≤t} (1 − β_s).</summary>
     public double[] AlphasCumprod { get; }
+    /// <summary>ᾱ_{t−1} (1 at t = 0).</summary>
     public double[] AlphasCumprodPrev { get; }
+    /// <summary>ᾱ_{t+1} (0 at the last step).</summary>
     public double[] AlphasCumprodNext { get; }
+    /// <summary>√ᾱ_t, the signal scale of x_t.</summary>
     public double[] SqrtAlphasCumprod { get; }
+    /// <summary>√(1 − ᾱ_t), the noise scale of x_t.</summary>
     public double[] SqrtOneMinusAlphasCumprod { get; }
+    /// <summary>log(1 − ᾱ_t).</summary>
     public double[] LogOneMinusAlphasCumprod { get; }
+    /// <summary>√(1/ᾱ_t).</summary>
     public double[] SqrtRecipAlphasCumprod { get; }
+    /// <summary>√(1/ᾱ_t − 1).</summary>
     public double[] SqrtRecipm1AlphasCumprod { get; }
     /// <summary>β̃_t = β_t (1 − ᾱ_{t−1}) / (1 − ᾱ_t), the variance of q(x_{t−1} | x_t, x_0).</summary>
     public double[] PosteriorVariance { get; }
     /// <summary>log β̃_t with the 0 at t = 0 replaced by β̃_1 (log of 0 is unusable).</summary>
     public double[] PosteriorLogVarianceClipped { get; }
+    /// <summary>Coefficient of x_0 in the posterior mean: β_t √ᾱ_{t−1} / (1 − ᾱ_t).</summary>
     public double[] PosteriorMeanCoef1 { get; }
+    /// <summary>Coefficient of x_t in the posterior mean: (1 − ᾱ_{t−1}) √(1 − β_t) / (1 − ᾱ_t).</summary>
     public double[] PosteriorMeanCoef2 { get; }
 
     readonly double[] _logBetas;
@@ -137,6 +152,7 @@ public sealed class GaussianDiffusion
         return new PosteriorDistribution(mean.MoveToOuterDisposeScope(), variance.MoveToOuterDisposeScope(), logVar.MoveToOuterDisposeScope());
     }
 
+    /// <summary>x_0 = √(1/ᾱ_t)·x_t − √(1/ᾱ_t − 1)·ε.</summary>
     public Tensor PredictXstartFromEps(Tensor xT, Tensor t, Tensor eps) =>
         Extract(SqrtRecipAlphasCumprod, t, xT) * xT - Extract(SqrtRecipm1AlphasCumprod, t, xT) * eps;
 
@@ -148,6 +164,7 @@ public sealed class GaussianDiffusion
     public Tensor Velocity(Tensor xStart, Tensor t, Tensor noise) =>
         Extract(SqrtAlphasCumprod, t, xStart) * noise - Extract(SqrtOneMinusAlphasCumprod, t, xStart) * xStart;
 
+    /// <summary>ε = (√(1/ᾱ_t)·x_t − x_0) / √(1/ᾱ_t − 1), the noise implied by an x_0 prediction.</summary>
     public Tensor PredictEpsFromXstart(Tensor xT, Tensor t, Tensor predXstart) =>
         (Extract(SqrtRecipAlphasCumprod, t, xT) * xT - predXstart) / Extract(SqrtRecipm1AlphasCumprod, t, xT);
 
@@ -173,6 +190,9 @@ public sealed class GaussianDiffusion
     }
 
     /// <summary>p(x_{t−1} | x_t) and the x_0 prediction from the model at x_t.</summary>
+    /// <param name="model">The denoiser.</param>
+    /// <param name="x">x_t.</param>
+    /// <param name="t">Indices (N,) into this process.</param>
     /// <param name="clipDenoised">Clamp the x_0 prediction to [-1, 1] (pixel-space models; DiT samples latents without).</param>
     public PredictedDistribution PMeanVariance(Denoiser model, Tensor x, Tensor t, bool clipDenoised)
     {
@@ -279,6 +299,7 @@ public sealed class GaussianDiffusion
     public Tensor DdimSampleLoop(Denoiser model, Tensor z, bool clipDenoised, double eta, Func<long[], Tensor> noise, Action<SamplingStep>? onStep = null) =>
         RunLoop(z, noise, onStep, (x, t, n) => DdimSample(model, x, t, clipDenoised, eta, n));
 
+    /// <summary><see cref="DdimSampleLoop(Denoiser, Tensor, bool, double, Func{long[], Tensor}, Action{SamplingStep}?)"/> with draws from a generator.</summary>
     public Tensor DdimSampleLoop(Denoiser model, Tensor z, bool clipDenoised, double eta, Generator generator, Action<SamplingStep>? onStep = null) =>
         DdimSampleLoop(model, z, clipDenoised, eta, NoiseFrom(generator, z), onStep);
 

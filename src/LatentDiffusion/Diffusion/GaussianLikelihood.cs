@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace LatentDiffusion.Diffusion;
 
 /// <summary>Gaussian terms of the variational bound (DiT's <c>diffusion_utils</c>), elementwise, in nats.</summary>
-public static class GaussianLikelihood
+internal static class GaussianLikelihood
 {
     /// <summary>KL(N(mean1, e^logvar1) ‖ N(mean2, e^logvar2)) elementwise.</summary>
     public static Tensor NormalKl(Tensor mean1, Tensor logvar1, Tensor mean2, Tensor logvar2)

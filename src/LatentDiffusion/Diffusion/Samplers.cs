@@ -43,8 +43,14 @@ public static class Samplers
         new(training.WithSamplingSteps(steps));
 
     /// <summary>Runs <paramref name="kind"/> over every step of <paramref name="diffusion"/> from z.</summary>
+    /// <param name="diffusion">The (respaced) process to run, e.g. from <see cref="CreateDiffusion"/>.</param>
+    /// <param name="kind">The sampler.</param>
+    /// <param name="model">The denoiser (guidance and conditioning already bound).</param>
+    /// <param name="z">Start noise (N, C, H, W).</param>
     /// <param name="noise">Per-step draws (called with x's shape once per step).</param>
     /// <param name="eta">DDIM's stochasticity (ignored by the others; DPM-Solver++ draws no noise).</param>
+    /// <param name="clipDenoised">Clamp x_0 predictions to [−1, 1] (pixel-space models).</param>
+    /// <param name="onStep">Called after every step (see <see cref="SamplingStep"/>).</param>
     public static Tensor Sample(GaussianDiffusion diffusion, SamplerKind kind, Denoiser model, Tensor z, Func<long[], Tensor> noise,
         double eta = 0.0, bool clipDenoised = false, Action<SamplingStep>? onStep = null) => kind switch
     {

@@ -8,7 +8,7 @@ namespace LatentDiffusion.Diffusion;
 /// <c>"10,15,20"</c> splits the process into equal sections and takes that many evenly spaced steps from each;
 /// <c>"ddim25"</c> uses the fixed integer stride of the DDIM paper (0, 40, ..., 960 for 1000 steps).
 /// </summary>
-public static class TimestepRespacing
+internal static class TimestepRespacing
 {
     /// <summary>The kept original timesteps, ascending.</summary>
     public static long[] KeptTimesteps(string? spec, int numTimesteps)

@@ -7,7 +7,7 @@ namespace LatentDiffusion.Diffusion;
 /// Draws the training timesteps of a batch uniformly from [0, T) (DiT's <c>UniformSampler</c>), from an explicit
 /// generator so a training run is reproducible and resumable. The importance weights of a uniform sampler are all 1.
 /// </summary>
-public sealed class TimestepSampler
+internal sealed class TimestepSampler
 {
     public int NumTimesteps { get; }
 

@@ -15,14 +15,17 @@ public sealed record DomainClassifierConfig
     public int Channels { get; init; } = 1;
     /// <summary>Square image side the classifier was trained on (28, 32 or 64); other sizes are resized to it.</summary>
     public int ImageSize { get; init; } = 28;
+    /// <summary>Name of each class, in label order; their number sets the classifier head's size.</summary>
     public string[] ClassNames { get; init; } = [];
     /// <summary>Channels of the three convolution blocks.</summary>
     public int[] Widths { get; init; } = [32, 64, 128];
     /// <summary>Size of the penultimate feature layer (the features of "FID (classifier features)").</summary>
     public int FeatureDim { get; init; } = 256;
 
+    /// <summary>Number of classes (the length of <see cref="ClassNames"/>).</summary>
     [JsonIgnore] public int NumClasses => ClassNames.Length;
 
+    /// <summary>Checks every field; throws <see cref="LdmException"/> naming the bad one.</summary>
     public void Validate()
     {
         if (Channels is not (1 or 3)) throw new LdmException($"classifier channels must be 1 or 3, got {Channels}; use gray or RGB images.");
@@ -40,14 +43,17 @@ public sealed record DomainClassifierConfig
 /// </summary>
 public sealed class DomainClassifier : nn.Module<Tensor, Tensor>
 {
+    /// <summary>The model kind written into classifier checkpoints.</summary>
     public const string ModelKind = "classifier";
 
     readonly Sequential conv;
     readonly Linear feature;
     readonly Linear head;
 
+    /// <summary>The shape the classifier was built with.</summary>
     public DomainClassifierConfig Config { get; }
 
+    /// <summary>A new classifier of this shape with torch's default initialisation (seeded: <see cref="DomainClassifierTrainer.Create"/>).</summary>
     public DomainClassifier(DomainClassifierConfig config) : base(nameof(DomainClassifier))
     {
         config.Validate();

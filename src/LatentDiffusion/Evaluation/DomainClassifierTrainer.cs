@@ -7,11 +7,15 @@ namespace LatentDiffusion.Evaluation;
 /// <summary>How to train a <see cref="DomainClassifier"/>.</summary>
 public sealed record ClassifierTrainingOptions
 {
+    /// <summary>Passes over the training images.</summary>
     public int Epochs { get; init; } = 5;
+    /// <summary>Images per optimiser step.</summary>
     public int BatchSize { get; init; } = 256;
     /// <summary>Peak learning rate of AdamW; decays to 0 on a cosine over all steps.</summary>
     public double LearningRate { get; init; } = 3e-3;
+    /// <summary>AdamW's decoupled weight decay.</summary>
     public double WeightDecay { get; init; } = 0.01;
+    /// <summary>Seed of the shuffling and augmentation draws, so a run repeats exactly.</summary>
     public long Seed { get; init; } = 0;
     /// <summary>Random horizontal flips and shifts of up to 2 pixels (border-replicated).</summary>
     public bool Augment { get; init; } = true;

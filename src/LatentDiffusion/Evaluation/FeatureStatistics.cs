@@ -15,8 +15,10 @@ public sealed class FeatureStatistics : IDisposable
     public Tensor Mu { get; }
     /// <summary>(D, D) float64.</summary>
     public Tensor Sigma { get; }
+    /// <summary>Feature dimension D.</summary>
     public int Dim => (int)Mu.shape[0];
 
+    /// <summary>Statistics from a mean (D) and covariance (D, D); copies are kept in float64 on CPU, owned by this object.</summary>
     public FeatureStatistics(Tensor mu, Tensor sigma)
     {
         if (mu.dim() != 1 || sigma.dim() != 2 || sigma.shape[0] != mu.shape[0] || sigma.shape[1] != mu.shape[0])
@@ -53,5 +55,6 @@ public sealed class FeatureStatistics : IDisposable
         return new FeatureStatistics(mu, sigma);
     }
 
+    /// <summary>Disposes the mean and covariance.</summary>
     public void Dispose() { Mu.Dispose(); Sigma.Dispose(); }
 }

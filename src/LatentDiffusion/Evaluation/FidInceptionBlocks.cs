@@ -10,7 +10,7 @@ namespace LatentDiffusion.Evaluation;
 // state-dict keys equal those of pytorch-fid and of the TF-ported weights file.
 
 /// <summary>Conv (no bias) → BatchNorm (eps 0.001) → ReLU; torchvision's BasicConv2d.</summary>
-public sealed class BasicConv2d : nn.Module<Tensor, Tensor>
+internal sealed class BasicConv2d : nn.Module<Tensor, Tensor>
 {
     readonly Conv2d conv;
     readonly BatchNorm2d bn;
@@ -30,7 +30,7 @@ public sealed class BasicConv2d : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>FIDInceptionA (Mixed_5b/c/d): the pool branch averages without counting the zero padding.</summary>
-public sealed class FidInceptionA : nn.Module<Tensor, Tensor>
+internal sealed class FidInceptionA : nn.Module<Tensor, Tensor>
 {
     readonly BasicConv2d branch1x1, branch5x5_1, branch5x5_2, branch3x3dbl_1, branch3x3dbl_2, branch3x3dbl_3, branch_pool;
 
@@ -58,7 +58,7 @@ public sealed class FidInceptionA : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>InceptionB (Mixed_6a): grid reduction 35 → 17, unchanged by pytorch-fid.</summary>
-public sealed class InceptionB : nn.Module<Tensor, Tensor>
+internal sealed class InceptionB : nn.Module<Tensor, Tensor>
 {
     readonly BasicConv2d branch3x3, branch3x3dbl_1, branch3x3dbl_2, branch3x3dbl_3;
 
@@ -82,7 +82,7 @@ public sealed class InceptionB : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>FIDInceptionC (Mixed_6b..6e): factorised 7×7 convolutions; pool branch without padding in the average.</summary>
-public sealed class FidInceptionC : nn.Module<Tensor, Tensor>
+internal sealed class FidInceptionC : nn.Module<Tensor, Tensor>
 {
     readonly BasicConv2d branch1x1, branch7x7_1, branch7x7_2, branch7x7_3,
         branch7x7dbl_1, branch7x7dbl_2, branch7x7dbl_3, branch7x7dbl_4, branch7x7dbl_5, branch_pool;
@@ -115,7 +115,7 @@ public sealed class FidInceptionC : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>InceptionD (Mixed_7a): grid reduction 17 → 8, unchanged by pytorch-fid.</summary>
-public sealed class InceptionD : nn.Module<Tensor, Tensor>
+internal sealed class InceptionD : nn.Module<Tensor, Tensor>
 {
     readonly BasicConv2d branch3x3_1, branch3x3_2, branch7x7x3_1, branch7x7x3_2, branch7x7x3_3, branch7x7x3_4;
 
@@ -144,7 +144,7 @@ public sealed class InceptionD : nn.Module<Tensor, Tensor>
 /// FIDInceptionE_1 (Mixed_7b, average pool without padding counted) and FIDInceptionE_2 (Mixed_7c, max pool:
 /// a bug of the TF graph that FID inherited and that pytorch-fid keeps for comparability).
 /// </summary>
-public sealed class FidInceptionE : nn.Module<Tensor, Tensor>
+internal sealed class FidInceptionE : nn.Module<Tensor, Tensor>
 {
     readonly BasicConv2d branch1x1, branch3x3_1, branch3x3_2a, branch3x3_2b,
         branch3x3dbl_1, branch3x3dbl_2, branch3x3dbl_3a, branch3x3dbl_3b, branch_pool;

@@ -18,10 +18,18 @@ namespace LatentDiffusion.Evaluation;
 /// </summary>
 public sealed class FidInceptionV3 : nn.Module<Tensor, Tensor[]>
 {
+    /// <summary>File name of pytorch-fid's TF-ported Inception weights.</summary>
     public const string WeightsFileName = "pt_inception-2015-12-05-6726825d.pth";
+    /// <summary>Where <see cref="WeightsFileName"/> can be downloaded (pytorch-fid's release).</summary>
     public const string WeightsUrl = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth";
+    /// <summary>Environment variable naming the weights file when no path is given.</summary>
     public const string WeightsEnvVar = "LDM_INCEPTION_WEIGHTS";
-    public const int FeatureDim = 2048, LogitClasses = 1008, ResizeTo = 299;
+    /// <summary>Size of the pool3 feature vector FID is computed on.</summary>
+    public const int FeatureDim = 2048;
+    /// <summary>Classes of the TF Inception's <c>fc</c> layer (1000 ImageNet classes plus 8 unused), the Inception Score's logits.</summary>
+    public const int LogitClasses = 1008;
+    /// <summary>Side the input images are resized to (299×299) before the network.</summary>
+    public const int ResizeTo = 299;
     /// <summary>Channels of the output of each block.</summary>
     public static readonly int[] BlockChannels = [64, 192, 768, 2048];
 
@@ -30,7 +38,10 @@ public sealed class FidInceptionV3 : nn.Module<Tensor, Tensor[]>
     readonly int[] _outputBlocks;
     readonly bool _resize, _normalize;
 
+    /// <summary>The network with freshly initialised weights (load real ones with <see cref="Load"/>).</summary>
     /// <param name="outputBlocks">Which block outputs <see cref="forward"/> returns, in ascending order (pytorch-fid: default [3]).</param>
+    /// <param name="resizeInput">Resize inputs to 299×299 first (bilinear), as pytorch-fid does.</param>
+    /// <param name="normalizeInput">Scale inputs from [0, 1] to [−1, 1] first.</param>
     /// <param name="withLogits">Adds the 1008-way classifier <c>fc</c> (needed for the Inception Score).</param>
     public FidInceptionV3(IEnumerable<int>? outputBlocks = null, bool resizeInput = true, bool normalizeInput = true, bool withLogits = false)
         : base(nameof(FidInceptionV3))
@@ -64,7 +75,9 @@ public sealed class FidInceptionV3 : nn.Module<Tensor, Tensor[]>
         eval();
     }
 
+    /// <summary>Whether the 1008-way <c>fc</c> layer is present (see <see cref="FeaturesAndLogits"/>).</summary>
     public bool HasLogits => fc is not null;
+    /// <summary>The blocks whose outputs <see cref="forward"/> returns, ascending.</summary>
     public IReadOnlyList<int> OutputBlocks => _outputBlocks;
 
     /// <summary>The selected block outputs (pytorch-fid's <c>InceptionV3.forward</c>) for images NCHW in [0, 1].</summary>
@@ -148,7 +161,9 @@ public sealed class FidInceptionV3 : nn.Module<Tensor, Tensor[]>
     /// environment variable <see cref="WeightsEnvVar"/>. Accepts the TF-ported .pth of pytorch-fid or a safetensors
     /// file in either naming. A missing file is an <see cref="LdmException"/> that says where to get it.
     /// </summary>
+    /// <param name="weightsPath">The weights file; null: the file named by <see cref="WeightsEnvVar"/>.</param>
     /// <param name="withLogits">true: the file must hold <c>fc.*</c>; false: ignore it; null: keep it when present.</param>
+    /// <param name="outputBlocks">Which block outputs <see cref="forward"/> returns (default [3]).</param>
     public static FidInceptionV3 Load(string? weightsPath = null, bool? withLogits = false, IEnumerable<int>? outputBlocks = null)
     {
         string path = ResolveWeightsPath(weightsPath);

@@ -13,8 +13,10 @@ namespace LatentDiffusion.Evaluation;
 /// </summary>
 public static class FrechetDistance
 {
+    /// <summary>FID: the Fréchet distance between two feature statistics (made with the same feature network).</summary>
     public static double Compute(FeatureStatistics a, FeatureStatistics b) => Compute(a.Mu, a.Sigma, b.Mu, b.Sigma);
 
+    /// <summary>The Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2): means (D), covariances (D, D), computed in float64.</summary>
     public static double Compute(Tensor mu1, Tensor sigma1, Tensor mu2, Tensor sigma2)
     {
         if (!mu1.shape.SequenceEqual(mu2.shape) || !sigma1.shape.SequenceEqual(sigma2.shape))

@@ -9,9 +9,12 @@ namespace LatentDiffusion.Evaluation;
 /// </summary>
 public sealed class SampleBatch : IDisposable
 {
+    /// <summary>uint8 (N, C, H, W).</summary>
     public Tensor Images { get; }
+    /// <summary>int64 class labels (N), or null for unlabelled images.</summary>
     public Tensor? Labels { get; }
 
+    /// <summary>A batch owning <paramref name="images"/> (uint8 NCHW) and <paramref name="labels"/> (one per image); use <see cref="FromSigned"/> for float images.</summary>
     public SampleBatch(Tensor images, Tensor? labels = null)
     {
         if (images.dim() != 4 || images.dtype != ScalarType.Byte)
@@ -30,6 +33,7 @@ public sealed class SampleBatch : IDisposable
         return new SampleBatch(bytes, labels?.detach().cpu().to(ScalarType.Int64));
     }
 
+    /// <summary>Disposes the images and labels.</summary>
     public void Dispose() { Images.Dispose(); Labels?.Dispose(); }
 }
 

@@ -12,6 +12,7 @@ namespace LatentDiffusion.Evaluation;
 /// </summary>
 public static class InceptionScore
 {
+    /// <summary>Inception Score (mean and std over <paramref name="splits"/> splits) from Inception logits (N, classes); <paramref name="shuffleSeed"/> shuffles the rows before splitting.</summary>
     public static (double mean, double std) Compute(Tensor logits, int splits = 10, long? shuffleSeed = null)
     {
         if (logits.dim() != 2) throw new LdmException($"the Inception Score needs logits (N, classes), got [{string.Join(",", logits.shape)}]; pass the classifier's logits.");

@@ -17,6 +17,9 @@ public sealed class PipelineSampleSource : ISampleSource
     readonly int[]? _labels;
     readonly string[]? _prompts;
 
+    /// <summary>A source that generates <paramref name="count"/> images with <paramref name="pipeline"/> when read.</summary>
+    /// <param name="pipeline">The loaded model (denoiser, autoencoder, conditioning).</param>
+    /// <param name="options">Sampler, steps, guidance, seed.</param>
     /// <param name="classIds">Class models: the classes to cycle through (null = all of them).</param>
     /// <param name="prompts">Text models: the prompts to cycle through.</param>
     /// <param name="count">Images to generate.</param>
@@ -55,7 +58,9 @@ public sealed class PipelineSampleSource : ISampleSource
     public IReadOnlyList<int>? Labels => _labels;
     /// <summary>Called with the progress of every reverse step.</summary>
     public Action<GenerationProgress>? OnProgress { get; set; }
+    /// <summary>The checkpoint and sampling settings (sampler, steps, guidance, seed, dtype).</summary>
     public string Description { get; }
+    /// <summary>The number of images to generate.</summary>
     public long? Count => _labels?.Length ?? _prompts!.Length;
 
     static string DtypeName(torch.ScalarType dtype) => dtype switch

@@ -11,6 +11,7 @@ namespace LatentDiffusion.Evaluation;
 /// </summary>
 public static class PrecisionRecall
 {
+    /// <summary>Improved precision and recall (Kynkäänniemi et al.) of fake against real features (N, D), with k-NN radii; distances are computed <paramref name="rowBlock"/> rows at a time.</summary>
     public static (double precision, double recall) Compute(Tensor realFeatures, Tensor fakeFeatures, int k = 3, int rowBlock = 1024)
     {
         if (realFeatures.dim() != 2 || fakeFeatures.dim() != 2 || realFeatures.shape[1] != fakeFeatures.shape[1])

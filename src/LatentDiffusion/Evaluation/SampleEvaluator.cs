@@ -6,47 +6,69 @@ namespace LatentDiffusion.Evaluation;
 /// <summary>Features (and logits, labels) of a whole image set, float32 on CPU.</summary>
 public sealed class ExtractedFeatures : IDisposable
 {
+    /// <summary>Features (N, D) float32.</summary>
     public required Tensor Features { get; init; }
+    /// <summary>Logits (N, classes) float32 when the extractor has them, else null.</summary>
     public Tensor? Logits { get; init; }
+    /// <summary>Class labels (N) int64 when every batch was labelled, else null.</summary>
     public Tensor? Labels { get; init; }
     /// <summary>The images themselves (uint8 NCHW), kept only when asked for (e.g. to export an .npz).</summary>
     public Tensor? Images { get; init; }
+    /// <summary>Number of images N.</summary>
     public long Count => Features.shape[0];
 
+    /// <summary>Disposes every tensor.</summary>
     public void Dispose() { Features.Dispose(); Logits?.Dispose(); Labels?.Dispose(); Images?.Dispose(); }
 }
 
 /// <summary>What to compare the samples with: reference images, or precomputed statistics (FID only).</summary>
 public sealed class EvaluationReference
 {
+    /// <summary>The reference images, or null when comparing with statistics.</summary>
     public ISampleSource? Images { get; private init; }
+    /// <summary>Precomputed reference statistics, or null when comparing with images.</summary>
     public FeatureStatistics? Statistics { get; private init; }
+    /// <summary>What the reference is, for the report.</summary>
     public required string Description { get; init; }
 
+    /// <summary>Reference images: every metric (FID, precision/recall, reference accuracy) is available.</summary>
     public static EvaluationReference FromImages(ISampleSource images) => new() { Images = images, Description = images.Description };
+    /// <summary>Precomputed statistics (e.g. a pytorch-fid .npz): FID only. The caller keeps ownership of <paramref name="statistics"/>.</summary>
     public static EvaluationReference FromStatistics(FeatureStatistics statistics, string description) =>
         new() { Statistics = statistics, Description = description };
 }
 
+/// <summary>Settings of <see cref="SampleEvaluator.Evaluate"/>: batch size, sample cap and which metrics to compute.</summary>
 public sealed record EvaluationOptions
 {
+    /// <summary>Images per feature-network call.</summary>
     public int BatchSize { get; init; } = 100;
     /// <summary>At most this many samples (and reference images) are used.</summary>
     public long? MaxSamples { get; init; }
+    /// <summary>Compute precision/recall (needs reference images).</summary>
     public bool PrecisionRecall { get; init; } = true;
+    /// <summary>k of the k-NN radii of precision/recall.</summary>
     public int NearestK { get; init; } = 3;
+    /// <summary>Compute the Inception Score (needs the Inception extractor with logits).</summary>
     public bool InceptionScore { get; init; } = true;
+    /// <summary>Splits the Inception Score is averaged over.</summary>
     public int InceptionScoreSplits { get; init; } = 10;
+    /// <summary>Seed of the Inception Score's shuffle; recorded in the report.</summary>
     public long Seed { get; init; } = 0;
     /// <summary>Keep the sample images in <see cref="EvaluationResult.Samples"/> (to export them).</summary>
     public bool KeepSampleImages { get; init; }
 }
 
+/// <summary>The report of <see cref="SampleEvaluator.Evaluate"/> with the extracted features (for further analysis or export).</summary>
 public sealed class EvaluationResult : IDisposable
 {
+    /// <summary>The metrics and what they were computed on.</summary>
     public required EvaluationReport Report { get; init; }
+    /// <summary>The samples' features (and images with <see cref="EvaluationOptions.KeepSampleImages"/>).</summary>
     public required ExtractedFeatures Samples { get; init; }
+    /// <summary>The reference images' features, or null when the reference was statistics.</summary>
     public ExtractedFeatures? Reference { get; init; }
+    /// <summary>Disposes the sample and reference features.</summary>
     public void Dispose() { Samples.Dispose(); Reference?.Dispose(); }
 }
 
@@ -57,6 +79,7 @@ public sealed class EvaluationResult : IDisposable
 /// </summary>
 public static class SampleEvaluator
 {
+    /// <summary>Runs <paramref name="extractor"/> over a source (at most <paramref name="limit"/> images); <paramref name="progress"/> gets the running image count.</summary>
     public static ExtractedFeatures Extract(IFeatureExtractor extractor, ISampleSource source, int batchSize, long? limit = null,
         bool keepImages = false, Action<long>? progress = null)
     {
@@ -95,6 +118,7 @@ public static class SampleEvaluator
         }
     }
 
+    /// <summary>Extracts sample (and reference) features and computes the metrics <paramref name="options"/> asks for; <paramref name="progress"/> gets ("samples" or "reference", images done).</summary>
     public static EvaluationResult Evaluate(IFeatureExtractor extractor, ISampleSource samples, EvaluationReference reference,
         EvaluationOptions options, Action<string, long>? progress = null)
     {

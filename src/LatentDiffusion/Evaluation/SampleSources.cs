@@ -10,15 +10,19 @@ public sealed class TensorSampleSource : ISampleSource
     readonly Tensor _images;
     readonly Tensor? _labels;
 
+    /// <summary>A source over uint8 images (N, C, H, W) and optional labels (N); the tensors stay the caller's.</summary>
     public TensorSampleSource(Tensor images, Tensor? labels, string description)
     {
         using var check = new SampleBatch(images.alias(), labels?.alias()); // validates dtype and shapes
         _images = images; _labels = labels; Description = description;
     }
 
+    /// <inheritdoc/>
     public string Description { get; }
+    /// <inheritdoc/>
     public long? Count => _images.shape[0];
 
+    /// <inheritdoc/>
     public IEnumerable<SampleBatch> Batches(int batchSize, long? limit = null)
     {
         long n = Math.Min(_images.shape[0], limit ?? long.MaxValue);
@@ -37,6 +41,7 @@ public sealed class TensorSampleSource : ISampleSource
 public sealed class NpzSampleSource : ISampleSource
 {
     readonly string _path;
+    /// <summary>A source over the .npz at <paramref name="path"/>; checks that it has <c>arr_0</c>.</summary>
     public NpzSampleSource(string path)
     {
         _path = path;
@@ -45,9 +50,12 @@ public sealed class NpzSampleSource : ISampleSource
             throw new LdmException($"'{path}' has no 'arr_0' array of samples (arrays: {string.Join(", ", names)}); pass an .npz of samples (arr_0 uint8 NHWC, the ADM evaluation suite's format).");
     }
 
+    /// <inheritdoc/>
     public string Description => _path;
+    /// <summary>Null: the count is known only once the file is read.</summary>
     public long? Count => null;
 
+    /// <inheritdoc/>
     public IEnumerable<SampleBatch> Batches(int batchSize, long? limit = null)
     {
         var arrays = Npz.Read(_path);
@@ -76,8 +84,10 @@ public sealed class ImageFolderSampleSource : ISampleSource
     readonly string _root;
     readonly int _channels;
     readonly List<(string path, long label)> _files;
+    /// <summary>Sub-folder names in label order when every image sits in a sub-folder, else empty.</summary>
     public IReadOnlyList<string> ClassNames { get; }
 
+    /// <summary>Lists the images under <paramref name="root"/>, to be read with <paramref name="channels"/> channels (1 or 3).</summary>
     public ImageFolderSampleSource(string root, int channels)
     {
         if (!Directory.Exists(root)) throw new LdmException($"image folder '{root}' does not exist; check the path.");
@@ -99,10 +109,14 @@ public sealed class ImageFolderSampleSource : ISampleSource
         }
     }
 
+    /// <inheritdoc/>
     public string Description => _root;
+    /// <inheritdoc/>
     public long? Count => _files.Count;
+    /// <summary>Whether the images are labelled by their sub-folders.</summary>
     public bool HasLabels => ClassNames.Count > 0;
 
+    /// <inheritdoc/>
     public IEnumerable<SampleBatch> Batches(int batchSize, long? limit = null)
     {
         int n = (int)Math.Min(_files.Count, limit ?? long.MaxValue);
@@ -134,9 +148,12 @@ public sealed class ImageFolderSampleSource : ISampleSource
 /// labels are given only when the whole set is labelled.</summary>
 public sealed class DatasetSampleSource(Data.ImageDataset dataset) : ISampleSource
 {
+    /// <inheritdoc/>
     public string Description => dataset.Source;
+    /// <inheritdoc/>
     public long? Count => dataset.Count;
 
+    /// <inheritdoc/>
     public IEnumerable<SampleBatch> Batches(int batchSize, long? limit = null)
     {
         bool labelled = dataset.HasLabels && dataset.Labels.min().item<long>() >= 0;

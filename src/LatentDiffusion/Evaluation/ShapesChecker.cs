@@ -4,9 +4,22 @@ using static TorchSharp.torch;
 namespace LatentDiffusion.Evaluation;
 
 /// <summary>A shape found in a generated <c>shapes</c> image: its attributes as read from the pixels, and the evidence.</summary>
+/// <param name="Kind">Square, disc or triangle, from the fill ratio.</param>
+/// <param name="Colour">The nearest palette colour.</param>
+/// <param name="Size">Small or large, from the bounding box.</param>
+/// <param name="Position">Grid cell of the region's centre.</param>
+/// <param name="Pixels">Pixels in the region.</param>
+/// <param name="Fill">Pixels / bounding-box area.</param>
+/// <param name="Width">Bounding-box width in pixels.</param>
+/// <param name="Height">Bounding-box height in pixels.</param>
 public sealed record DetectedShape(ShapeKind Kind, ShapeColour Colour, ShapeSize Size, ShapePosition Position, int Pixels, double Fill, int Width, int Height);
 
 /// <summary>How well generated images show what was asked (one entry per image).</summary>
+/// <param name="Images">Images checked.</param>
+/// <param name="Correct">Images showing exactly the asked shapes with every checked attribute right.</param>
+/// <param name="KindAndColourCorrect">Images whose shapes have the asked kinds and colours.</param>
+/// <param name="PerImage">Whether each image was correct.</param>
+/// <param name="Found">The shapes found in each image.</param>
 public sealed record ShapesCheckReport(int Images, int Correct, int KindAndColourCorrect, IReadOnlyList<bool> PerImage, IReadOnlyList<IReadOnlyList<DetectedShape>> Found)
 {
     /// <summary>Fraction of images that show exactly the asked shapes, with every checked attribute right.</summary>

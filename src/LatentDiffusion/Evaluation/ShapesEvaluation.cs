@@ -6,9 +6,12 @@ namespace LatentDiffusion.Evaluation;
 
 /// <summary>The shapes checker's verdict on a model's samples.</summary>
 /// <param name="Condition">class or text.</param>
+/// <param name="Images">Samples checked.</param>
 /// <param name="Accuracy">Class models: kind and colour right; text models: one-shape prompts with kind, colour, size and position right.</param>
+/// <param name="KindAndColourAccuracy">Fraction with the asked kinds and colours (size and position not checked).</param>
 /// <param name="TwoShapeAccuracy">Text models: two-shape prompts with both shapes right in every attribute (null for class models).</param>
 /// <param name="PerGroup">Class name (or "one shape" / "two shapes") → fraction right.</param>
+/// <param name="Seconds">Wall time of sampling and checking.</param>
 public sealed record ShapesEvaluationResult(string Condition, int Images, double Accuracy, double KindAndColourAccuracy, double? TwoShapeAccuracy,
     IReadOnlyDictionary<string, double> PerGroup, double Seconds);
 
@@ -22,6 +25,9 @@ public static class ShapesEvaluation
     /// <summary>Seed of the evaluation captions (the training captions come from the run's seed, 0 by default).</summary>
     public const int PromptSeed = 2024;
 
+    /// <summary>Samples the model and checks every sample (see the class summary).</summary>
+    /// <param name="pipeline">A model trained on the <c>shapes</c> data.</param>
+    /// <param name="options">Sampler, steps, guidance, seed.</param>
     /// <param name="count">Class models: samples per class; text models: one-shape and two-shape prompts each.</param>
     public static ShapesEvaluationResult Run(DiffusionPipeline pipeline, int count, SamplingOptions options)
     {

@@ -8,7 +8,7 @@ namespace LatentDiffusion.Layers;
 /// Multi-head self-attention with timm's parameter names (<c>qkv</c>, <c>proj</c>), as used by DiT:
 /// softmax(q kᵀ / sqrt(head_dim)) v through <c>scaled_dot_product_attention</c>.
 /// </summary>
-public sealed class Attention : nn.Module<Tensor, Tensor?, Tensor>
+internal sealed class Attention : nn.Module<Tensor, Tensor?, Tensor>
 {
     private readonly Linear qkv;
     private readonly Linear proj;

@@ -8,7 +8,7 @@ namespace LatentDiffusion.Layers;
 /// Multi-head cross-attention: queries from the tokens (<c>q</c>), keys and values from a context sequence
 /// (<c>kv</c>, one matmul), output projection <c>proj</c>. Used by the cross-attention Transformer block.
 /// </summary>
-public sealed class CrossAttention : nn.Module<Tensor, Tensor, Tensor?, Tensor>
+internal sealed class CrossAttention : nn.Module<Tensor, Tensor, Tensor?, Tensor>
 {
     private readonly Linear q;
     private readonly Linear kv;

@@ -8,7 +8,7 @@ namespace LatentDiffusion.Layers;
 /// Embeds class labels, with one extra "null class" row (id = <see cref="NumClasses"/>) when label dropout is on,
 /// for classifier-free guidance. Parameter: <c>embedding_table</c>.
 /// </summary>
-public sealed class LabelEmbedder : nn.Module<Tensor, Tensor>
+internal sealed class LabelEmbedder : nn.Module<Tensor, Tensor>
 {
     private readonly Embedding embedding_table;
 

@@ -7,7 +7,7 @@ namespace LatentDiffusion.Layers;
 /// <summary>
 /// The Transformer feed-forward sublayer with timm's names: <c>fc1</c>, GELU (tanh approximation, as DiT), <c>fc2</c>.
 /// </summary>
-public sealed class Mlp : nn.Module<Tensor, Tensor>
+internal sealed class Mlp : nn.Module<Tensor, Tensor>
 {
     private readonly Linear fc1;
     private readonly GELU act;

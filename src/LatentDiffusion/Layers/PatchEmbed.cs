@@ -8,7 +8,7 @@ namespace LatentDiffusion.Layers;
 /// Cuts an image into non-overlapping patch×patch squares and projects each to a token:
 /// <c>proj</c> is a Conv2d with kernel = stride = patch; (N, C, H, W) → (N, T, D), T = (H/p)·(W/p), row-major.
 /// </summary>
-public sealed class PatchEmbed : nn.Module<Tensor, Tensor>
+internal sealed class PatchEmbed : nn.Module<Tensor, Tensor>
 {
     private readonly Conv2d proj;
 

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace LatentDiffusion.Layers;
 
 /// <summary>Turning patch tokens back into images.</summary>
-public static class Patches
+internal static class Patches
 {
     /// <summary>
     /// (N, T, p·p·C) tokens → (N, C, H, W) image with H = W = √T·p; each token holds its patch as (p, p, C),

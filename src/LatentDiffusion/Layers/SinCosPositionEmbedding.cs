@@ -6,7 +6,7 @@ namespace LatentDiffusion.Layers;
 /// <summary>
 /// The fixed 2-D sine-cosine position embedding of MAE and DiT (get_2d_sincos_pos_embed), in float64.
 /// </summary>
-public static class SinCosPositionEmbedding
+internal static class SinCosPositionEmbedding
 {
     /// <summary>
     /// (gridSize², embedDim) float64; row h·G + w is the token at row h, column w. The first embedDim/2 columns

@@ -8,7 +8,7 @@ namespace LatentDiffusion.Layers;
 /// Embeds diffusion timesteps: a fixed sinusoidal frequency embedding (256 wide, as DiT) followed by
 /// <c>mlp.0</c> Linear, SiLU, <c>mlp.2</c> Linear.
 /// </summary>
-public sealed class TimestepEmbedder : nn.Module<Tensor, Tensor>
+internal sealed class TimestepEmbedder : nn.Module<Tensor, Tensor>
 {
     private readonly Sequential mlp;
 
