@@ -272,9 +272,10 @@ public class TextTests
             trainer.Run();
         var loaded = DenoiserCheckpoint.PeekInfo(Path.Combine(run, DiffusionTrainer.ModelFile));
         Assert.Same(Gpt2Tokenizer.Instance, loaded.Tokenizer);
-        var tooShort = Assert.Throws<LdmException>(() => TrainCommand.BuildInfo(
+        var tooShort = Assert.Throws<LdmOptionException>(() => TrainCommand.BuildInfo(
             new TrainCommand.ModelChoice("S/4", BlockType.InContext, false, 32, 1, 2, 8, true), data, new TrainCommand.TextChoice("word", MaxTokens: 2)));
-        Assert.Contains("--max-text-tokens", tooShort.Message);
+        Assert.StartsWith("TextConditionConfig.MaxTokens must be at least", tooShort.Message);
+        Assert.StartsWith("--max-text-tokens must be at least", Cli.OptionNames.MessageOf(tooShort));
     }
 
     // The shared in-process host: it serialises console redirection across test classes.

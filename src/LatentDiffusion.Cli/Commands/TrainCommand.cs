@@ -112,12 +112,7 @@ public static class TrainCommand
         {
             if (!dataset.HasCaptions)
                 throw new LdmException($"the data in '{dataset.Source}' has no captions, so no text model can be trained on it; use --data shapes-text, a folder with a metadata.jsonl of captions, or --condition class.");
-            tokenizer = TextTokenizers.Build(text.Tokenizer, dataset.Captions);
-            int longest = TokenBatch.MaxTokenCount(tokenizer, dataset.Captions);
-            int maxTokens = text.MaxTokens ?? longest;
-            if (maxTokens < longest)
-                throw new LdmException($"--max-text-tokens {maxTokens} is shorter than the longest training caption ({longest} tokens); raise it to at least {longest} or leave it out.");
-            textConfig = new TextConditionConfig { Tokenizer = tokenizer.Kind, VocabSize = tokenizer.VocabSize, MaxTokens = maxTokens, DropoutProb = text.CaptionDropout }.Validate();
+            (textConfig, tokenizer) = TextConditionConfig.ForCaptions(dataset.Captions, text.Tokenizer, text.MaxTokens, text.CaptionDropout);
         }
         else if (!dataset.HasLabels || dataset.NumClasses < 1)
             throw new LdmException($"the data in '{dataset.Source}' has no class labels; use a folder with one subfolder per class{(dataset.HasCaptions ? ", or --condition text for its captions" : "")}.");

@@ -29,4 +29,27 @@ public sealed record TextConditionConfig
             throw new LdmException($"transformer config: text.dropout_prob {DropoutProb} must be in [0, 1); 0.1 is usual.");
         return this;
     }
+
+    /// <summary>
+    /// The text conditioning of a new model trained on <paramref name="captions"/>: the tokenizer (a word vocabulary
+    /// built from the captions, or GPT-2 BPE) and a config sized for it, with room for the longest caption.
+    /// </summary>
+    /// <param name="captions">The training captions (null or empty entries are skipped for the vocabulary).</param>
+    /// <param name="tokenizer"><c>word</c> or <c>gpt2</c>.</param>
+    /// <param name="maxTokens">Token positions per caption; null = the longest caption's count.</param>
+    /// <param name="dropoutProb">Probability of the empty caption in training (classifier-free guidance).</param>
+    public static (TextConditionConfig Config, ITextTokenizer Tokenizer) ForCaptions(IReadOnlyList<string?> captions,
+        string tokenizer = "word", int? maxTokens = null, double dropoutProb = 0.1)
+    {
+        if (!captions.Any(c => !string.IsNullOrWhiteSpace(c)))
+            throw new LdmException("there are no captions to build a text model from; give data with a caption per image.");
+        var built = TextTokenizers.Build(tokenizer, captions);
+        int longest = TokenBatch.MaxTokenCount(built, captions);
+        int positions = maxTokens ?? longest;
+        if (positions < longest)
+            throw new LdmOptionException(nameof(TextConditionConfig), nameof(MaxTokens), positions, $"be at least {longest}",
+                "the longest training caption has that many tokens; raise it or leave it out");
+        var config = new TextConditionConfig { Tokenizer = built.Kind, VocabSize = built.VocabSize, MaxTokens = positions, DropoutProb = dropoutProb }.Validate();
+        return (config, built);
+    }
 }
