@@ -84,3 +84,32 @@ public class DeviceWorkflowTests
         }
     }
 }
+
+/// <summary>The UNet's forward (class and text) follows the device of its weights: run under the implicit-device trap.</summary>
+[Collection(DefaultDeviceCollection.Name)]
+public class UNetDeviceTests
+{
+    [Fact]
+    public void UNetForwardCreatesNothingOffTheModelsDevice()
+    {
+        using var classModel = TinyUNets.RandomModel(TinyUNets.Config());
+        using var textModel = TinyUNets.RandomModel(TinyUNets.TextConfig());
+        using var x = torch.randn(2, 3, 8, 8);
+        using var t = torch.tensor(new long[] { 1, 999 });
+        using var y = torch.tensor(new long[] { 4, 12 });
+        using var ids = torch.tensor(new long[,] { { 3, 4, 0 }, { 0, 0, 0 } });
+        using var mask = torch.tensor(new bool[,] { { true, true, false }, { false, false, false } });
+        Tensor a, b;
+        using (torch.no_grad())
+        using (new ImplicitDeviceTrap())
+        {
+            a = classModel.forward(x, t, y);
+            b = textModel.ForwardText(x, t, ids, mask);
+        }
+        using (a) using (b)
+        {
+            AssertOn(torch.CPU, a, b);
+            Assert.True(a.isfinite().all().item<bool>() && b.isfinite().all().item<bool>());
+        }
+    }
+}
