@@ -21,6 +21,7 @@ public static class ConvertCommand
     {
         ["autoencoder"] = ConvertAutoencoder,
         ["dit"] = ConvertDiT,
+        ["unet"] = ConvertUNet,
     };
 
     public static Command Create()
@@ -37,7 +38,7 @@ public static class ConvertCommand
         };
         var config = new Option<string?>("--config")
         {
-            Description = $"Model architecture: a preset ({string.Join(", ", AutoencoderConfig.PresetNames)} for autoencoders) or a JSON config file.",
+            Description = $"Model architecture: a preset ({string.Join(", ", AutoencoderConfig.PresetNames)} for autoencoders) or a JSON config file (for unet: the official UNetModel arguments, unet_config.params of the yaml).",
         };
         var scale = new Option<double?>("--scale-factor")
         {
@@ -76,6 +77,17 @@ public static class ConvertCommand
         model.Save(r.Output, r.StorageDtype, new Dictionary<string, string> { ["ldm.made_by"] = $"ldm convert {Path.GetFileName(r.Input)}" });
         long parameters = model.parameters().Sum(p => p.NumberOfElements);
         return $"wrote {r.Output}: autoencoder-kl, {parameters:N0} parameters, f={config.DownsampleFactor}, {config.EmbedDim} latent channels, latent scale {scale.ToString("R", CultureInfo.InvariantCulture)}";
+    }
+
+    static string ConvertUNet(Request r)
+    {
+        if (r.Config is null)
+            throw new LdmException("--kind unet needs --config: a JSON file with the official UNetModel arguments (unet_config.params of the model's yaml); the weights do not show the architecture.");
+        if (r.ScaleFactor != null || r.NumHeads != null)
+            throw new LdmException("--scale-factor and --num-heads do not apply to a UNet; its heads come from num_heads / num_head_channels in --config.");
+        var c = Denoisers.UNetConversion.Convert(r.Input, Denoisers.UNetConversion.ReadOfficialConfig(r.Config), r.Output, r.StorageDtype);
+        string condition = c.NumClasses > 0 ? $"{c.NumClasses} classes" : c.UseSpatialTransformer ? $"cross-attention on a context of width {c.ContextDim} (no text encoder: sample it through UNetModel.Forward with a context)" : "unconditional";
+        return $"wrote {r.Output}: LDM UNet, input {c.ImageSize}x{c.ImageSize}x{c.InChannels}, {c.ModelChannels} channels x [{string.Join(",", c.ChannelMult)}], {condition}, learn sigma {c.LearnSigma}";
     }
 
     static string ConvertDiT(Request r)
