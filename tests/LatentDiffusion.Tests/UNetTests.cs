@@ -218,4 +218,28 @@ public class UNetTests : IDisposable
         Assert.Equal(16, nulls + kept);
         Assert.InRange(nulls, 1, 15);
     }
+
+    [Fact]
+    public void UpdownScaleShiftAndDeepTransformerVariantsHaveTheOfficialKeysAndRun()
+    {
+        // No fixture covers these options: the keys and shapes follow openaimodel.py, the numbers are unverified.
+        var cfg = TinyUNets.Config() with { ResblockUpdown = true, UseScaleShiftNorm = true };
+        using var model = TinyUNets.RandomModel(cfg);
+        var keys = model.state_dict();
+        Assert.Contains("input_blocks.2.0.in_layers.2.weight", keys.Keys);          // the downsample is a ResBlock
+        Assert.DoesNotContain("input_blocks.2.0.op.weight", keys.Keys);
+        Assert.Contains("output_blocks.1.2.out_layers.3.weight", keys.Keys);        // ResBlock, attention, up-ResBlock
+        Assert.Equal(new long[] { 2 * 64, 128 }, keys["middle_block.0.emb_layers.1.weight"].shape);
+        using var _ = torch.no_grad();
+        using var x = torch.randn(2, 3, 8, 8);
+        using var o = model.forward(x, torch.tensor(new long[] { 5, 50 }), torch.tensor(new long[] { 1, 2 }));
+        Assert.Equal(new long[] { 2, 6, 8, 8 }, o.shape);
+        Assert.True(o.isfinite().all().item<bool>());
+
+        var deep = TinyUNets.TextConfig() with { TransformerDepth = 2 };
+        using var text = new UNetModel(deep);
+        Assert.Contains("middle_block.1.transformer_blocks.1.attn2.to_k.weight", text.state_dict().Keys);
+        Assert.Contains("middle_block.1.transformer_blocks.0.ff.net.0.proj.weight", text.state_dict().Keys);
+        Assert.Equal(new long[] { 64, 32 }, text.state_dict()["middle_block.1.transformer_blocks.0.attn2.to_k.weight"].shape);
+    }
 }
