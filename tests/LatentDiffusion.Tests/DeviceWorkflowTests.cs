@@ -112,4 +112,31 @@ public class UNetDeviceTests
             Assert.True(a.isfinite().all().item<bool>() && b.isfinite().all().item<bool>());
         }
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void UNetTrainingStepsCreateNothingOffTheModelsDevice(bool text)
+    {
+        using var data = ShapesDataset.Generate(8, seed: 1, text: text);
+        var cfg = TinyUNets.Config(size: ShapesDataset.ImageSize, channels: 3, numClasses: text ? null : ShapesDataset.NumClasses, learnSigma: !text);
+        DenoiserInfo info;
+        if (text)
+        {
+            var vocabulary = Text.WordVocabulary.Build(data.Captions);
+            cfg = cfg with { UseSpatialTransformer = true, ContextDim = 32, Text = new Text.TextConditionConfig { VocabSize = vocabulary.VocabSize, MaxTokens = 24 } };
+            info = new DenoiserInfo(cfg, new DiffusionConfig { LearnSigma = false }, DataSpace.Pixel, []) { Tokenizer = vocabulary };
+        }
+        else info = new DenoiserInfo(cfg, new DiffusionConfig { LearnSigma = true }, DataSpace.Pixel, ShapesDataset.ClassNames.ToList());
+        var options = new DiffusionTrainingOptions { Steps = 2, BatchSize = 4, LearningRate = 1e-3, EmaDecay = 0.5, Seed = 3, GradClip = 1.0 };
+        using var trainer = new DiffusionTrainer(info, new PixelTrainingData(data), options, runDir: null, device: torch.CPU);
+        Assert.IsType<UNets.UNetModel>(trainer.Model);
+        var progress = new List<TrainingProgress>();
+        using (new ImplicitDeviceTrap())
+            trainer.Run(progress.Add);
+        Assert.Equal(2, progress.Count);
+        Assert.All(progress, p => Assert.True(double.IsFinite(p.Loss)));
+        AssertModuleOn(torch.CPU, trainer.Model, withGradients: true);
+        AssertModuleOn(torch.CPU, trainer.EmaModel);
+    }
 }
