@@ -41,20 +41,63 @@ public class UNetConvertCommandTests
             var convert = CliTestHost.Run("convert", pt, "--kind", "unet", "--config", config, "-o", output);
             Assert.True(convert.ExitCode == 0, convert.ToString());
             Assert.Contains($"wrote {output}: LDM UNet", convert.Stdout);
+            AssertReproducesTheFixture(fixture, output);
 
-            var (network, info) = DenoiserCheckpoint.Load(output);
-            using var model = Assert.IsType<UNetModel>(network);
-            Assert.Equal(UNetConfig.FromOfficial(fixture.ModelConfig).ToJson(), info.Backbone.ToJson());
-            foreach (var c in fixture.Cases.Where(c => c.Op == "forward"))
+            var cfg = UNetConfig.FromOfficial(fixture.ModelConfig);
+            if (cfg.NumClasses > 0)
             {
-                using var _ = torch.no_grad();
-                Tensor? Optional(string name) => c.Inputs.ContainsKey(name) ? c.Input(name) : null;
-                using var actual = model.Forward(c.Input("x"), c.Input("timesteps"), Optional("context"), Optional("y"));
-                string outName = c.Outputs.Keys.Single();
-                using var expected = fixture.Data.Read(c.Outputs[outName]);
-                var result = TensorComparison.Compare(actual, expected, c.ToleranceFor(outName));
-                Assert.True(result.Passed, $"{fixture.Name}/{c.Name}: {result.Message}");
+                // A converted class UNet samples through the CLI like any denoiser file.
+                string samples = Path.Combine(dir, "samples");
+                var sample = CliTestHost.Run("sample", "--model", output, "--classes", $"1,{cfg.NumClasses - 1}", "--num", "2", "--steps", "3", "--out", samples);
+                Assert.True(sample.ExitCode == 0, sample.ToString());
+                using var latents = SafetensorsFile.Open(Path.Combine(samples, "latents.safetensors"));
+                Assert.Equal(new long[] { 2, cfg.InChannels, cfg.ImageSize, cfg.ImageSize }, latents.Entries["latents"].Shape);
             }
+        }
+    }
+
+    [Fact]
+    public void EmaOptionTakesTheLitEmaWeights()
+    {
+        using var fixture = FixtureCatalog.Current.Open("unet_ldm");
+        string dir = RepoPaths.NewTempDir("unetconv");
+        string pt = Path.Combine(dir, "ldm.pt");
+        using (var weights = SafetensorsFile.Open(fixture.WeightsPath))
+        {
+            var official = weights.ReadAll();
+            // The non-EMA weights are wrong on purpose; the EMA ones (LitEma names: no dots) are the fixture's.
+            var all = official.ToDictionary(kv => UNetConversion.CompVisPrefix + kv.Key, kv => torch.zeros_like(kv.Value));
+            foreach (var (key, t) in official) all[UNetConversion.CompVisEmaPrefix + key.Replace(".", "")] = t;
+            all["model_ema.num_updates"] = torch.tensor(7L);
+            PyTorchCheckpoint.Save(pt, all);
+            foreach (var t in all.Values) t.Dispose();
+        }
+        string config = Path.Combine(dir, "unet.json");
+        File.WriteAllText(config, fixture.ModelConfig.ToJsonString());
+        string output = Path.Combine(dir, "unet.safetensors");
+        var convert = CliTestHost.Run("convert", pt, "--kind", "unet", "--config", config, "--ema", "-o", output);
+        Assert.True(convert.ExitCode == 0, convert.ToString());
+        AssertReproducesTheFixture(fixture, output);
+
+        var notUnet = CliTestHost.Run("convert", pt, "--kind", "dit", "--ema", "-o", Path.Combine(dir, "x.safetensors"));
+        Assert.Equal(1, notUnet.ExitCode);
+        Assert.Contains("--ema", notUnet.Stderr);
+    }
+
+    static void AssertReproducesTheFixture(Fixture fixture, string converted)
+    {
+        var (network, info) = DenoiserCheckpoint.Load(converted);
+        using var model = Assert.IsType<UNetModel>(network);
+        Assert.Equal(UNetConfig.FromOfficial(fixture.ModelConfig).ToJson(), info.Backbone.ToJson());
+        foreach (var c in fixture.Cases.Where(c => c.Op == "forward"))
+        {
+            using var _ = torch.no_grad();
+            Tensor? Optional(string name) => c.Inputs.ContainsKey(name) ? c.Input(name) : null;
+            using var actual = model.Forward(c.Input("x"), c.Input("timesteps"), Optional("context"), Optional("y"));
+            string outName = c.Outputs.Keys.Single();
+            using var expected = fixture.Data.Read(c.Outputs[outName]);
+            var result = TensorComparison.Compare(actual, expected, c.ToleranceFor(outName));
+            Assert.True(result.Passed, $"{fixture.Name}/{c.Name}: {result.Message}");
         }
     }
 

@@ -32,21 +32,40 @@ public static class UNetConversion
         return UNetConfig.FromOfficial(json);
     }
 
+    /// <summary>The prefix of the EMA weights in a CompVis checkpoint: LitEma stores <c>model_ema.diffusion_model</c> + the key without dots.</summary>
+    public const string CompVisEmaPrefix = "model_ema.diffusion_model";
+
     /// <summary>Converts <paramref name="input"/> with the architecture <paramref name="config"/> into <paramref name="output"/>.</summary>
+    /// <param name="input">The weights file (CompVis .ckpt, .pt state dict or safetensors).</param>
+    /// <param name="config">The architecture (see <see cref="ReadOfficialConfig"/>).</param>
+    /// <param name="output">The denoiser file to write.</param>
+    /// <param name="storageDtype">Storage dtype of the floats (null: as read).</param>
+    /// <param name="ema">Take the EMA weights of a CompVis checkpoint (<c>model_ema.*</c>) instead of <c>model.diffusion_model.*</c>.</param>
     /// <returns>The config that was written.</returns>
-    public static UNetConfig Convert(string input, UNetConfig config, string output, ScalarType? storageDtype = null)
+    public static UNetConfig Convert(string input, UNetConfig config, string output, ScalarType? storageDtype = null, bool ema = false)
     {
         var all = IO.CheckpointImport.LoadAny(input);
         var taken = new Dictionary<string, Tensor>();
         try
         {
-            bool compVis = all.Keys.Any(k => k.StartsWith(CompVisPrefix, StringComparison.Ordinal));
-            foreach (var (key, tensor) in all)
-            {
-                if (!compVis) taken[key] = tensor;
-                else if (key.StartsWith(CompVisPrefix, StringComparison.Ordinal)) taken[key[CompVisPrefix.Length..]] = tensor;
-            }
             using var model = new UNetModel(config);
+            if (ema)
+            {
+                // LitEma names a buffer by the parameter's key with the dots removed; map our keys onto those names.
+                if (!all.Keys.Any(k => k.StartsWith(CompVisEmaPrefix, StringComparison.Ordinal)))
+                    throw new LdmException($"'{input}' has no EMA weights ({CompVisEmaPrefix}*); convert without --ema to take model.diffusion_model.*.");
+                foreach (var key in model.state_dict().Keys)
+                    if (all.TryGetValue(CompVisEmaPrefix + key.Replace(".", "", StringComparison.Ordinal), out var tensor)) taken[key] = tensor;
+            }
+            else
+            {
+                bool compVis = all.Keys.Any(k => k.StartsWith(CompVisPrefix, StringComparison.Ordinal));
+                foreach (var (key, tensor) in all)
+                {
+                    if (!compVis) taken[key] = tensor;
+                    else if (key.StartsWith(CompVisPrefix, StringComparison.Ordinal)) taken[key[CompVisPrefix.Length..]] = tensor;
+                }
+            }
             IO.StateDict.Load(model, taken, input);
             // The diffusion of the file: our default (1000 steps); LDM's own schedule is not part of this conversion.
             var diffusion = new DiffusionConfig { LearnSigma = config.LearnSigma };
