@@ -98,6 +98,13 @@ public sealed class UNetModel : DenoiserNetwork
         InitializeWeights(seed);
     }
 
+    /// <summary>
+    /// Debugging hook: called with (name, activation) for <c>time_embed</c> (with the label embedding added),
+    /// <c>input_blocks.i</c>, <c>middle_block</c>, <c>output_blocks.i</c> and <c>out</c>, to find where a mismatch
+    /// starts. The tensor belongs to the forward's dispose scope: copy it (clone + DetachFromDisposeScope) to keep it.
+    /// </summary>
+    public Action<string, Tensor>? DebugTap { get; set; }
+
     /// <summary>The dtype of the weights (float32, or the dtype the model was moved to).</summary>
     public override ScalarType ParameterDtype => ((Linear)time_embed[0]).weight!.dtype;
 
@@ -174,20 +181,28 @@ public sealed class UNetModel : DenoiserNetwork
         var tFreq = Layers.TimestepEmbedder.TimestepEmbedding(t.to(device), c.ModelChannels);   // [cos | sin], float32
         var emb = time_embed.forward(tFreq.to(dtype));
         if (label_emb is not null) emb = emb + label_emb.forward(Labels(y!, dropLabels).to(device));
+        DebugTap?.Invoke("time_embed", emb);
 
         var ctx = context?.to(device).to(dtype);
         var m = mask?.to(device);
         var h = x.to(device).to(dtype);
         var skips = new Stack<Tensor>();
-        foreach (var block in input_blocks)
+        for (int i = 0; i < input_blocks.Count; i++)
         {
-            h = block.forward(h, emb, ctx, m);
+            h = input_blocks[i].forward(h, emb, ctx, m);
+            DebugTap?.Invoke($"input_blocks.{i}", h);
             skips.Push(h);
         }
         h = middle_block.forward(h, emb, ctx, m);
-        foreach (var block in output_blocks)
-            h = block.forward(torch.cat([h, skips.Pop()], 1), emb, ctx, m);
-        return @out.forward(h).to(ScalarType.Float32).MoveToOuterDisposeScope();
+        DebugTap?.Invoke("middle_block", h);
+        for (int i = 0; i < output_blocks.Count; i++)
+        {
+            h = output_blocks[i].forward(torch.cat([h, skips.Pop()], 1), emb, ctx, m);
+            DebugTap?.Invoke($"output_blocks.{i}", h);
+        }
+        h = @out.forward(h);
+        DebugTap?.Invoke("out", h);
+        return h.to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 
     /// <summary>Checks the ids and, in training with label dropout, replaces each by the null class with probability class_dropout_prob.</summary>
