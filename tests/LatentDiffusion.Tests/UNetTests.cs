@@ -75,6 +75,7 @@ public class UNetTests : IDisposable
         };
         var e = Assert.ThrowsAny<LdmException>(() => bad.Validate());
         Assert.Contains(field == "context_dim" ? "use_spatial_transformer" : field, e.Message);
+        Assert.DoesNotContain("must must", e.Message);
         Assert.ThrowsAny<LdmException>(() => new UNetModel(bad));
     }
 

@@ -87,60 +87,60 @@ public sealed record UNetConfig : IBackboneConfig
     DenoiserNetwork IBackboneConfig.Build(long seed) => new UNetModel(this, seed);
 
     static LdmException Bad(string property, object? value, string requirement, string? hint = null) =>
-        new LdmOptionException("unet config", property, value, requirement, hint);
+        new LdmOptionException(nameof(UNetConfig), property, value, requirement, hint);
 
     /// <summary>Throws <see cref="LdmException"/> with the problem and the fix if no model can be built from this config.</summary>
     public UNetConfig Validate()
     {
-        if (ImageSize < 1) throw Bad("image_size", ImageSize, "must be positive", "the latent side, e.g. 32");
-        if (InChannels < 1) throw Bad("in_channels", InChannels, "must be positive", "the latent channels, e.g. 4");
+        if (ImageSize < 1) throw Bad("image_size", ImageSize, "be positive", "the latent side, e.g. 32");
+        if (InChannels < 1) throw Bad("in_channels", InChannels, "be positive", "the latent channels, e.g. 4");
         if (ModelChannels < 32 || ModelChannels % 32 != 0)
-            throw Bad("model_channels", ModelChannels, "must be a positive multiple of 32 (the norms use 32 groups)", "e.g. 64, 128, 192");
+            throw Bad("model_channels", ModelChannels, "be a positive multiple of 32 (the norms use 32 groups)", "e.g. 64, 128, 192");
         if (OutChannels != InChannels && OutChannels != 2 * InChannels)
-            throw Bad("out_channels", OutChannels, $"must be in_channels ({InChannels}) or 2·in_channels ({2 * InChannels}, learned variance)");
-        if (NumResBlocks < 1) throw Bad("num_res_blocks", NumResBlocks, "must be at least 1", "LDM uses 2");
+            throw Bad("out_channels", OutChannels, $"be in_channels ({InChannels}) or 2·in_channels ({2 * InChannels}, learned variance)");
+        if (NumResBlocks < 1) throw Bad("num_res_blocks", NumResBlocks, "be at least 1", "LDM uses 2");
         if (ChannelMult is null || ChannelMult.Length == 0 || ChannelMult.Any(m => m < 1))
-            throw Bad("channel_mult", ChannelMult is null ? null : $"[{string.Join(",", ChannelMult)}]", "must be a non-empty list of positive multipliers", "e.g. [1, 2, 4]");
+            throw Bad("channel_mult", ChannelMult is null ? null : $"[{string.Join(",", ChannelMult)}]", "be a non-empty list of positive multipliers", "e.g. [1, 2, 4]");
         if (ChannelMult[0] != 1)
-            throw Bad("channel_mult", $"[{string.Join(",", ChannelMult)}]", "must start with 1 (the official output conv takes model_channels)");
+            throw Bad("channel_mult", $"[{string.Join(",", ChannelMult)}]", "start with 1 (the official output conv takes model_channels)");
         int factor = 1 << (ChannelMult.Length - 1);
         if (ImageSize % factor != 0)
-            throw Bad("image_size", ImageSize, $"must be divisible by {factor} (one halving per level after the first of {ChannelMult.Length})", "use fewer levels or a larger input");
+            throw Bad("image_size", ImageSize, $"be divisible by {factor} (one halving per level after the first of {ChannelMult.Length})", "use fewer levels or a larger input");
         if (AttentionResolutions is null || AttentionResolutions.Any(r => r < 1))
-            throw Bad("attention_resolutions", null, "must be a list of positive downsampling factors", "e.g. [4, 2] or []");
-        if (Dropout < 0 || Dropout >= 1 || double.IsNaN(Dropout)) throw Bad("dropout", Dropout, "must be in [0, 1)");
+            throw Bad("attention_resolutions", null, "be a list of positive downsampling factors", "e.g. [4, 2] or []");
+        if (Dropout < 0 || Dropout >= 1 || double.IsNaN(Dropout)) throw Bad("dropout", Dropout, "be in [0, 1)");
         if (NumHeads == -1 && NumHeadChannels == -1)
-            throw Bad("num_heads", NumHeads, "or num_head_channels must be set (both are -1)", "set num_heads (e.g. 8) or num_head_channels (e.g. 32)");
+            throw Bad("num_heads", NumHeads, "be set, or num_head_channels (both are -1)", "set num_heads (e.g. 8) or num_head_channels (e.g. 32)");
         if (NumHeadChannels == -1 ? NumHeads < 1 : NumHeadChannels < 1)
             throw NumHeadChannels == -1
-                ? Bad("num_heads", NumHeads, "must be positive when num_head_channels is -1")
-                : Bad("num_head_channels", NumHeadChannels, "must be positive, or -1 to use num_heads");
+                ? Bad("num_heads", NumHeads, "be positive when num_head_channels is -1")
+                : Bad("num_head_channels", NumHeadChannels, "be positive, or -1 to use num_heads");
         foreach (var ch in AttentionChannels())
         {
             if (NumHeadChannels == -1 && ch % NumHeads != 0)
-                throw Bad("num_heads", NumHeads, $"must divide the {ch} channels of an attention layer", "use a power of two");
+                throw Bad("num_heads", NumHeads, $"divide the {ch} channels of an attention layer", "use a power of two");
             if (NumHeadChannels != -1 && ch % NumHeadChannels != 0)
-                throw Bad("num_head_channels", NumHeadChannels, $"must divide the {ch} channels of an attention layer", "use a divisor of model_channels");
+                throw Bad("num_head_channels", NumHeadChannels, $"divide the {ch} channels of an attention layer", "use a divisor of model_channels");
         }
         if (UseSpatialTransformer && ContextDim is null && Text is null)
-            throw Bad("context_dim", null, "must be set with use_spatial_transformer (the width of the cross-attention context)", "e.g. the text embedding width");
-        if (ContextDim is { } cd && cd < 1) throw Bad("context_dim", cd, "must be positive");
+            throw Bad("context_dim", null, "be set with use_spatial_transformer (the width of the cross-attention context)", "e.g. the text embedding width");
+        if (ContextDim is { } cd && cd < 1) throw Bad("context_dim", cd, "be positive");
         if (ContextDim is not null && !UseSpatialTransformer)
-            throw Bad("use_spatial_transformer", false, "must be true when context_dim is set (only the spatial transformer takes a context)");
-        if (TransformerDepth < 1) throw Bad("transformer_depth", TransformerDepth, "must be at least 1");
+            throw Bad("use_spatial_transformer", false, "be true when context_dim is set (only the spatial transformer takes a context)");
+        if (TransformerDepth < 1) throw Bad("transformer_depth", TransformerDepth, "be at least 1");
         if (NumClassesOrNull is { } nc && nc < 1)
-            throw Bad("num_classes", nc, "must be positive, or absent (null) for a model without labels");
+            throw Bad("num_classes", nc, "be positive, or absent (null) for a model without labels");
         if (ClassDropoutProb < 0 || ClassDropoutProb >= 1 || double.IsNaN(ClassDropoutProb))
-            throw Bad("class_dropout_prob", ClassDropoutProb, "must be in [0, 1)", "0.1 is usual; 0 for official class UNets");
+            throw Bad("class_dropout_prob", ClassDropoutProb, "be in [0, 1)", "0.1 is usual; 0 for official class UNets");
         if (Text is not null)
         {
             Text.Validate();
             if (NumClassesOrNull is not null)
-                throw Bad("num_classes", NumClassesOrNull, "must be absent for a text model (text and class labels together are not supported)");
+                throw Bad("num_classes", NumClassesOrNull, "be absent for a text model (text and class labels together are not supported)");
             if (!UseSpatialTransformer)
-                throw Bad("use_spatial_transformer", false, "must be true for a text model (the caption enters through cross-attention)");
+                throw Bad("use_spatial_transformer", false, "be true for a text model (the caption enters through cross-attention)");
             if (ContextDim is null)
-                throw Bad("context_dim", null, "must be set for a text model: the width of the caption's token embeddings", "e.g. model_channels");
+                throw Bad("context_dim", null, "be set for a text model: the width of the caption's token embeddings", "e.g. model_channels");
         }
         return this;
     }
