@@ -84,3 +84,59 @@ public class DeviceWorkflowTests
         }
     }
 }
+
+/// <summary>The UNet's forward (class and text) follows the device of its weights: run under the implicit-device trap.</summary>
+[Collection(DefaultDeviceCollection.Name)]
+public class UNetDeviceTests
+{
+    [Fact]
+    public void UNetForwardCreatesNothingOffTheModelsDevice()
+    {
+        using var classModel = TinyUNets.RandomModel(TinyUNets.Config());
+        using var textModel = TinyUNets.RandomModel(TinyUNets.TextConfig());
+        using var x = torch.randn(2, 3, 8, 8);
+        using var t = torch.tensor(new long[] { 1, 999 });
+        using var y = torch.tensor(new long[] { 4, 12 });
+        using var ids = torch.tensor(new long[,] { { 3, 4, 0 }, { 0, 0, 0 } });
+        using var mask = torch.tensor(new bool[,] { { true, true, false }, { false, false, false } });
+        Tensor a, b;
+        using (torch.no_grad())
+        using (new ImplicitDeviceTrap())
+        {
+            a = classModel.forward(x, t, y);
+            b = textModel.ForwardText(x, t, ids, mask);
+        }
+        using (a) using (b)
+        {
+            AssertOn(torch.CPU, a, b);
+            Assert.True(a.isfinite().all().item<bool>() && b.isfinite().all().item<bool>());
+        }
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void UNetTrainingStepsCreateNothingOffTheModelsDevice(bool text)
+    {
+        using var data = ShapesDataset.Generate(8, seed: 1, text: text);
+        var cfg = TinyUNets.Config(size: ShapesDataset.ImageSize, channels: 3, numClasses: text ? null : ShapesDataset.NumClasses, learnSigma: !text);
+        DenoiserInfo info;
+        if (text)
+        {
+            var vocabulary = Text.WordVocabulary.Build(data.Captions);
+            cfg = cfg with { UseSpatialTransformer = true, ContextDim = 32, Text = new Text.TextConditionConfig { VocabSize = vocabulary.VocabSize, MaxTokens = 24 } };
+            info = new DenoiserInfo(cfg, new DiffusionConfig { LearnSigma = false }, DataSpace.Pixel, []) { Tokenizer = vocabulary };
+        }
+        else info = new DenoiserInfo(cfg, new DiffusionConfig { LearnSigma = true }, DataSpace.Pixel, ShapesDataset.ClassNames.ToList());
+        var options = new DiffusionTrainingOptions { Steps = 2, BatchSize = 4, LearningRate = 1e-3, EmaDecay = 0.5, Seed = 3, GradClip = 1.0 };
+        using var trainer = new DiffusionTrainer(info, new PixelTrainingData(data), options, runDir: null, device: torch.CPU);
+        Assert.IsType<UNets.UNetModel>(trainer.Model);
+        var progress = new List<TrainingProgress>();
+        using (new ImplicitDeviceTrap())
+            trainer.Run(progress.Add);
+        Assert.Equal(2, progress.Count);
+        Assert.All(progress, p => Assert.True(double.IsFinite(p.Loss)));
+        AssertModuleOn(torch.CPU, trainer.Model, withGradients: true);
+        AssertModuleOn(torch.CPU, trainer.EmaModel);
+    }
+}

@@ -14,13 +14,14 @@ namespace LatentDiffusion.Cli.Commands;
 public static class ConvertCommand
 {
     /// <summary>What a converter receives: the parsed command line.</summary>
-    public sealed record Request(string Input, string Output, string? Config, double? ScaleFactor, torch.ScalarType? StorageDtype, int? NumHeads = null);
+    public sealed record Request(string Input, string Output, string? Config, double? ScaleFactor, torch.ScalarType? StorageDtype, int? NumHeads = null, bool Ema = false);
 
     /// <summary>Converters by <c>--kind</c>. Each returns a one-line summary of what it wrote.</summary>
     public static readonly IReadOnlyDictionary<string, Func<Request, string>> Converters = new Dictionary<string, Func<Request, string>>
     {
         ["autoencoder"] = ConvertAutoencoder,
         ["dit"] = ConvertDiT,
+        ["unet"] = ConvertUNet,
     };
 
     public static Command Create()
@@ -37,7 +38,7 @@ public static class ConvertCommand
         };
         var config = new Option<string?>("--config")
         {
-            Description = $"Model architecture: a preset ({string.Join(", ", AutoencoderConfig.PresetNames)} for autoencoders) or a JSON config file.",
+            Description = $"Model architecture: a preset ({string.Join(", ", AutoencoderConfig.PresetNames)} for autoencoders) or a JSON config file (for unet: the official UNetModel arguments, unet_config.params of the yaml).",
         };
         var scale = new Option<double?>("--scale-factor")
         {
@@ -48,16 +49,22 @@ public static class ConvertCommand
         {
             Description = "DiT only: attention heads, when the width and depth are not one of DiT's presets (the weights do not show it).",
         };
+        var ema = new Option<bool>("--ema")
+        {
+            Description = "unet only: take the EMA weights of a CompVis .ckpt (model_ema.*) instead of model.diffusion_model.*.",
+        };
         var command = new Command("convert", "Convert official PyTorch / diffusers weights into an ldm checkpoint.")
         {
-            input, output, kind, config, scale, dtype, numHeads,
+            input, output, kind, config, scale, dtype, numHeads, ema,
         };
         command.SetAction(parse =>
         {
             string k = parse.GetValue(kind)!.ToLowerInvariant();
             if (!Converters.TryGetValue(k, out var convert))
                 throw new LdmException($"unknown --kind '{k}'; use one of {string.Join(", ", Converters.Keys)}.");
-            var request = new Request(parse.GetValue(input)!, parse.GetValue(output)!, parse.GetValue(config), parse.GetValue(scale), ParseDtype(parse.GetValue(dtype)!), parse.GetValue(numHeads));
+            if (parse.GetValue(ema) && k != "unet")
+                throw new LdmException($"--ema applies to --kind unet (CompVis checkpoints) only, not {k}.");
+            var request = new Request(parse.GetValue(input)!, parse.GetValue(output)!, parse.GetValue(config), parse.GetValue(scale), ParseDtype(parse.GetValue(dtype)!), parse.GetValue(numHeads), parse.GetValue(ema));
             Console.WriteLine(convert(request));
             return 0;
         });
@@ -76,6 +83,17 @@ public static class ConvertCommand
         model.Save(r.Output, r.StorageDtype, new Dictionary<string, string> { ["ldm.made_by"] = $"ldm convert {Path.GetFileName(r.Input)}" });
         long parameters = model.parameters().Sum(p => p.NumberOfElements);
         return $"wrote {r.Output}: autoencoder-kl, {parameters:N0} parameters, f={config.DownsampleFactor}, {config.EmbedDim} latent channels, latent scale {scale.ToString("R", CultureInfo.InvariantCulture)}";
+    }
+
+    static string ConvertUNet(Request r)
+    {
+        if (r.Config is null)
+            throw new LdmException("--kind unet needs --config: a JSON file with the official UNetModel arguments (unet_config.params of the model's yaml); the weights do not show the architecture.");
+        if (r.ScaleFactor != null || r.NumHeads != null)
+            throw new LdmException("--scale-factor and --num-heads do not apply to a UNet; its heads come from num_heads / num_head_channels in --config.");
+        var c = Denoisers.UNetConversion.Convert(r.Input, Denoisers.UNetConversion.ReadOfficialConfig(r.Config), r.Output, r.StorageDtype, r.Ema);
+        string condition = c.NumClasses > 0 ? $"{c.NumClasses} classes" : c.UseSpatialTransformer ? $"cross-attention on a context of width {c.ContextDim} (no text encoder: sample it through UNetModel.Forward with a context)" : "unconditional";
+        return $"wrote {r.Output}: LDM UNet, input {c.ImageSize}x{c.ImageSize}x{c.InChannels}, {c.ModelChannels} channels x [{string.Join(",", c.ChannelMult)}], {condition}, learn sigma {c.LearnSigma}";
     }
 
     static string ConvertDiT(Request r)

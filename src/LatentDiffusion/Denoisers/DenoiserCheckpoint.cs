@@ -4,6 +4,7 @@ using LatentDiffusion.Diffusion;
 using LatentDiffusion.IO;
 using LatentDiffusion.Text;
 using LatentDiffusion.Transformers;
+using LatentDiffusion.UNets;
 using static TorchSharp.torch;
 
 namespace LatentDiffusion.Denoisers;
@@ -23,6 +24,7 @@ public static class DenoiserCheckpoint
     static readonly Dictionary<string, Func<string, IBackboneConfig>> Backbones = new()
     {
         [TransformerConfig.BackboneKind] = json => TransformerConfig.FromJson(json),
+        [UNetConfig.BackboneKind] = json => UNetConfig.FromJson(json),
     };
 
     static readonly JsonSerializerOptions Json = new() { WriteIndented = false };

@@ -12,7 +12,7 @@ using static TorchSharp.torch;
 namespace LatentDiffusion.Training;
 
 /// <summary>
-/// Trains a diffusion Transformer with DiT's recipe: uniform timesteps, the diffusion's training loss (ε-MSE, plus the
+/// Trains a denoiser of any backbone (the diffusion Transformer, the LDM UNet) with DiT's recipe: uniform timesteps, the diffusion's training loss (ε-MSE, plus the
 /// VB term when sigma is learned), AdamW, EMA of weights. A run directory holds:
 /// <list type="bullet">
 /// <item><c>checkpoint.safetensors</c>: model, EMA and optimizer state and the step (for exact resume),</item>
@@ -35,7 +35,7 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
         nameof(DiffusionTrainingOptions.CheckpointEvery), nameof(DiffusionTrainingOptions.SampleEvery)];
     const string Advice = "Lower LearningRate, set GradClip to 1, or train without Bf16.";
 
-    readonly DiffusionTransformer _model, _ema;
+    readonly DenoiserNetwork _model, _ema;
     readonly MixedPrecision? _mixed;
     readonly AdamW _optimizer;
     readonly GaussianDiffusion _diffusion;
@@ -63,12 +63,12 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
     /// <summary>The metrics entries logged by this trainer (also in <c>metrics.jsonl</c> of a run folder).</summary>
     public IReadOnlyList<IReadOnlyDictionary<string, object>> Metrics => _run.Metrics;
     /// <summary>The EMA of the weights: the model to sample from, and the one saved as <see cref="ModelFile"/>.</summary>
-    public DiffusionTransformer EmaModel => _ema;
+    public DenoiserNetwork EmaModel => _ema;
     /// <summary>The model being optimized (float32 master weights).</summary>
-    public DiffusionTransformer Model => _model;
+    public DenoiserNetwork Model => _model;
 
     /// <summary>Called with the EMA model whenever a sample grid is due (step, model).</summary>
-    public Action<long, DiffusionTransformer>? OnSample { get; set; }
+    public Action<long, DenoiserNetwork>? OnSample { get; set; }
 
     /// <summary>A new run, or the run saved in <paramref name="runDir"/> resumed; refuses a run folder holding another kind of run or other settings.</summary>
     /// <param name="info">The model to train: backbone config, diffusion, data space, class names or tokenizer.</param>
@@ -88,21 +88,21 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
         _timesteps = new TimestepSampler(_diffusion);
         _order = new DataOrder(data.Count, options.Seed);
         _prefetcher = new BatchPrefetcher(LoadBatch);
-        _model = new DiffusionTransformer(info.Transformer, seed: options.Seed);
-        _ema = new DiffusionTransformer(info.Transformer, seed: options.Seed);
+        _model = info.Backbone.Build(seed: options.Seed);
+        _ema = info.Backbone.Build(seed: options.Seed);
         _model.to(Device);
         _ema.to(Device);
         Ema.CopyFrom(_ema, _model);
         _ema.eval();
         foreach (var p in _ema.parameters()) p.requires_grad = false;
         _optimizer = AdamW.For(_model, options.LearningRate, options.WeightDecay);
-        if (info.Transformer.IsTextConditional)
+        if (info.Backbone.Text is not null)
         {
             if (data.AllCaptions is null)
                 throw new LdmException("a text model needs captions, but the training data has none; use the shapes-text data set or a folder with a metadata.jsonl holding \"text\" captions.");
         }
-        if (options.Bf16) _mixed = new MixedPrecision(_model, new DiffusionTransformer(info.Transformer).to(Device));
-        _settings = new RunSettings().Add(JsonNode.Parse(info.Transformer.ToJson())).Add(JsonSerializer.SerializeToNode(info.Diffusion), "diffusion.")
+        if (options.Bf16) _mixed = new MixedPrecision(_model, info.Backbone.Build().to(Device));
+        _settings = new RunSettings().Add(JsonNode.Parse(info.Backbone.ToJson())).Add(JsonSerializer.SerializeToNode(info.Diffusion), "diffusion.")
             .AddOptions(options, ResumableOptions);
         try { _run = new TrainingRun(this, new TrainingSchedule(options.Steps, options.LearningRate, options.WarmupSteps, options.LogEvery, options.CheckpointEvery), runDir, Advice); }
         catch { Dispose(); throw; }
@@ -158,13 +158,13 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
         var (t, _) = _timesteps.Sample(Options.BatchSize, generator, Device);
         var noise = torch.randn(x0.shape, generator: generator, device: torch.CPU).to(Device);
 
-        var net = _mixed != null ? (DiffusionTransformer)_mixed.Compute : _model;
+        var net = _mixed != null ? (DenoiserNetwork)_mixed.Compute : _model;
         _mixed?.SyncWeights();
         net.train();
         try
         {
             Denoiser denoiser;
-            if (Info.Transformer.Text is { } text)
+            if (Info.Backbone.Text is { } text)
             {
                 // Captions are tokenized per step (cheap) and dropped to the empty caption after the noise draws.
                 var captions = _data.GetCaptions(indices) ?? new string?[indices.Length];
@@ -200,7 +200,8 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
 
     // ---- ITrainable: what the run saves, restores and checks ----
 
-    string ITrainable.Kind => "diffusion-transformer";
+    // Transformer runs keep the kind their run folders were written with.
+    string ITrainable.Kind => Info.Backbone is TransformerConfig ? "diffusion-transformer" : $"diffusion-{Info.Backbone.Kind}";
     RunSettings ITrainable.Settings => _settings;
 
     IReadOnlyDictionary<string, string> ITrainable.CheckpointMetadata
@@ -209,7 +210,7 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
         {
             var meta = new Dictionary<string, string>
             {
-                ["ldm.train.model"] = Info.Transformer.ToJson(),
+                ["ldm.train.model"] = Info.Backbone.ToJson(),
                 ["ldm.train.options"] = JsonSerializer.Serialize(Options),
                 [ModelCheckpoint.ConfigKey] = DenoiserCheckpoint.ToJson(Info).ToJsonString(),
             };
