@@ -212,7 +212,7 @@ public static class TrainCommand
     internal static (Option[] options, Func<System.CommandLine.ParseResult, ModelChoice> read) ModelOptions()
     {
         var preset = new Option<string>("--preset") { Description = "DiT size: S/2 ... XL/8.", DefaultValueFactory = _ => "S/4" };
-        var block = new Option<string>("--block") { Description = "in-context (the paper's), adaln-zero (DiT) or cross-attention.", DefaultValueFactory = _ => "in-context" };
+        var block = new Option<string>("--block") { Description = "in-context (the paper's), adaln-zero (DiT), cross-attention or joint-attention (MM-DiT, as SD3).", DefaultValueFactory = _ => "in-context" };
         var longSkips = new Option<bool>("--long-skips") { Description = "U-ViT long skip connections (in-context only)." };
         var hidden = new Option<int?>("--hidden-size") { Description = "Override the preset's width." };
         var depth = new Option<int?>("--depth") { Description = "Override the preset's depth." };
@@ -230,7 +230,8 @@ public static class TrainCommand
         "in-context" or "incontext" => BlockType.InContext,
         "adaln-zero" or "adaln" or "dit" => BlockType.AdaLnZero,
         "cross-attention" or "cross" => BlockType.CrossAttention,
-        _ => throw new LdmException($"--block '{s}' is unknown; use in-context, adaln-zero or cross-attention."),
+        "joint-attention" or "mm-dit" or "mmdit" => BlockType.JointAttention,
+        _ => throw new LdmException($"--block '{s}' is unknown; use in-context, adaln-zero, cross-attention or joint-attention."),
     };
 
     internal static (Option[] options, Func<System.CommandLine.ParseResult, DiffusionTrainingOptions> read) TrainingOptions()

@@ -12,4 +12,9 @@ public enum BlockType
     [JsonStringEnumMemberName("adaln_zero")] AdaLnZero,
     /// <summary>Patch tokens attend to the [time, condition] sequence through an extra cross-attention sublayer.</summary>
     [JsonStringEnumMemberName("cross_attention")] CrossAttention,
+    /// <summary>
+    /// MM-DiT (Stable Diffusion 3): image and condition tokens attend in one sequence but each modality has its own
+    /// weights, and both are adaLN-modulated by time + pooled condition.
+    /// </summary>
+    [JsonStringEnumMemberName("joint_attention")] JointAttention,
 }

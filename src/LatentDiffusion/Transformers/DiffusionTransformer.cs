@@ -9,7 +9,7 @@ namespace LatentDiffusion.Transformers;
 
 /// <summary>
 /// The diffusion Transformer: patch tokens of a latent image, conditioned on the timestep and a class, predict the
-/// noise (and, with learn_sigma, the variance interpolation) for every latent pixel. One model, three block variants
+/// noise (and, with learn_sigma, the variance interpolation) for every latent pixel. One model, four block variants
 /// (<see cref="BlockType"/>); with <see cref="BlockType.AdaLnZero"/> it is facebookresearch/DiT's <c>DiT</c>, with
 /// identical state-dict keys, so official checkpoints load unchanged.
 /// forward(x (N, C, H, W) float, t (N) timesteps int64 or float, y (N) int64 class ids incl. the null id) → (N, out_channels, H, W) float32.
@@ -77,8 +77,13 @@ public sealed class DiffusionTransformer : DenoiserNetwork
                 for (int i = 0; i < config.Depth; i++) blockList.Add(new CrossAttentionBlock(d, config.NumHeads, config.MlpHidden));
                 final_layer = new InContextFinalLayer(d, config.PatchSize, config.OutChannels);
                 break;
+            case BlockType.JointAttention:
+                // The last block's context output is never read, so its context stream is pre-only (as SD3).
+                for (int i = 0; i < config.Depth; i++) blockList.Add(new JointAttentionBlock(d, config.NumHeads, config.MlpHidden, contextPreOnly: i == config.Depth - 1));
+                final_layer = new FinalLayer(d, config.PatchSize, config.OutChannels);
+                break;
             default:
-                throw new LdmException($"unknown block type {config.Block}; use in_context, adaln_zero or cross_attention.");
+                throw new LdmException($"unknown block type {config.Block}; use in_context, adaln_zero, cross_attention or joint_attention.");
         }
         blocks = nn.ModuleList(blockList.ToArray());
         RegisterComponents();
@@ -147,7 +152,8 @@ public sealed class DiffusionTransformer : DenoiserNetwork
     /// The forward pass for any condition given as embeddings: <paramref name="condTokens"/> (N, L, D) (a class
     /// embedding is one token; text would be L token embeddings) with an optional (N, L) boolean mask
     /// (true = real token, false = padding). In-context: the tokens join the sequence; cross-attention: the patch
-    /// tokens attend to them; adaLN-Zero: their (masked) mean is added to the time embedding. Returns float32
+    /// tokens attend to them; adaLN-Zero: their (masked) mean is added to the time embedding; joint attention: both
+    /// (they form the condition stream and their masked mean modulates every block). Returns float32
     /// (N, out_channels, H, W).
     /// </summary>
     public Tensor ForwardTokens(Tensor x, Tensor t, Tensor condTokens, Tensor? condMask)
@@ -175,6 +181,7 @@ public sealed class DiffusionTransformer : DenoiserNetwork
             BlockType.AdaLnZero => RunAdaLnZero(patches, tEmb, cond, mask),
             BlockType.InContext => RunInContext(patches, tEmb, cond, mask),
             BlockType.CrossAttention => RunCrossAttention(patches, tEmb, cond, mask),
+            BlockType.JointAttention => RunJointAttention(patches, tEmb, cond, mask),
             _ => throw new InvalidOperationException(),
         };
         Tap("final_layer", tokens);
@@ -188,6 +195,19 @@ public sealed class DiffusionTransformer : DenoiserNetwork
         for (int i = 0; i < blocks.Count; i++)
         {
             x = ((AdaLnZeroBlock)blocks[i]).forward(x, c);
+            Tap($"blocks.{i}", x);
+        }
+        return ((FinalLayer)final_layer).forward(x, c);
+    }
+
+    Tensor RunJointAttention(Tensor x, Tensor tEmb, Tensor cond, Tensor? mask)
+    {
+        // adaLN vector as SD3: time embedding + pooled condition; the condition tokens are the context stream.
+        var c = tEmb + PoolCondition(cond, mask);
+        Tensor? context = cond;
+        for (int i = 0; i < blocks.Count; i++)
+        {
+            (x, context) = ((JointAttentionBlock)blocks[i]).Forward(x, context!, c, mask);
             Tap($"blocks.{i}", x);
         }
         return ((FinalLayer)final_layer).forward(x, c);
@@ -304,7 +324,8 @@ public sealed class DiffusionTransformer : DenoiserNetwork
     /// weights N(0, 0.02); the fixed 2-D sin-cos table in pos_embed. adaLN-Zero: the modulation Linears and the final
     /// linear are zero, so the model outputs zero. In-context and cross-attention: the output Linear of every residual
     /// branch and the final linear are zero, so every block starts as the identity and the output is zero;
-    /// LayerNorms have weight 1, bias 0; the extra-token embeddings N(0, 0.02).
+    /// LayerNorms have weight 1, bias 0; the extra-token embeddings N(0, 0.02). Joint attention: every stream's
+    /// modulation (so its gates) and the final layer's modulation and linear are zero, QK-norm scales 1.
     /// </summary>
     public void InitializeWeights(long seed)
     {
@@ -354,6 +375,16 @@ public sealed class DiffusionTransformer : DenoiserNetwork
             case BlockType.CrossAttention:
                 foreach (var block in blocks.Cast<CrossAttentionBlock>()) foreach (var l in block.ResidualOutputs) ZeroLinear(l);
                 ZeroLinear(((InContextFinalLayer)final_layer).Linear);
+                break;
+            case BlockType.JointAttention:
+                foreach (var stream in blocks.Cast<JointAttentionBlock>().SelectMany(b => b.Streams))
+                {
+                    ZeroLinear(stream.ModulationLinear);
+                    foreach (var w in stream.QkNormWeights) w.fill_(1);
+                }
+                var jointFinal = (FinalLayer)final_layer;
+                ZeroLinear(jointFinal.ModulationLinear);
+                ZeroLinear(jointFinal.Linear);
                 break;
         }
         // Drawn last, so class models keep exactly the weights they had before text conditioning existed.
