@@ -245,6 +245,32 @@ public sealed class CliBadInputTests : IDisposable
     string[] Train(params string[] more) =>
         Args("train", ["--out", Out, "--data", "shapes:count=16", "--steps", "2", "--batch-size", "4", "--hidden-size", "32", "--depth", "1", "--num-heads", "2", "--patch-size", "8"], more);
 
+    [Theory]
+    [InlineData("--block", "adaln-zero")]
+    [InlineData("--long-skips", null)]
+    [InlineData("--patch-size", "4")]
+    [InlineData("--preset", "B/2")]
+    public void Train_TransformerOptionWithUNetBackbone(string option, string? value) =>
+        Fails("applies to the Transformer", value is null
+            ? ["train", "--out", Out, "--data", "shapes:count=16", "--backbone", "unet", option]
+            : ["train", "--out", Out, "--data", "shapes:count=16", "--backbone", "unet", option, value]);
+
+    [Theory]
+    [InlineData("--unet-preset", "UNet-B")]
+    [InlineData("--model-channels", "64")]
+    [InlineData("--channel-mult", "1,2")]
+    public void Train_UNetOptionWithTransformerBackbone(string option, string value) =>
+        Fails("applies to the UNet", Train(option, value));
+
+    [Fact]
+    public void Train_UnknownBackboneOrUNetPreset()
+    {
+        Fails("--backbone", "train", "--out", Out, "--data", "shapes:count=16", "--backbone", "resnet");
+        Fails("UNet preset", "train", "--out", Out, "--data", "shapes:count=16", "--backbone", "unet", "--unet-preset", "UNet-Q");
+        Fails("--channel-mult", "train", "--out", Out, "--data", "shapes:count=16", "--backbone", "unet", "--channel-mult", "1,two");
+        Fails("applies to the Transformer", "bench", "--backbone", "unet", "--block", "adaln-zero");
+    }
+
     void NoFilesInOut() => Assert.Empty(Directory.Exists(Out) ? Directory.EnumerateFileSystemEntries(Out, "*", SearchOption.AllDirectories) : []);
 
     [Fact]

@@ -7,6 +7,7 @@ using LatentDiffusion.Diffusion;
 using LatentDiffusion.Pipelines;
 using LatentDiffusion.Training;
 using LatentDiffusion.Transformers;
+using LatentDiffusion.UNets;
 using Spectre.Console;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -23,6 +24,8 @@ public static class BenchCommand
     public static Command Create()
     {
         var preset = new Option<string>("--preset") { Description = "Transformer preset (S/2 ... XL/8).", DefaultValueFactory = _ => "S/2" };
+        var backbone = new Option<string>("--backbone") { Description = "transformer (sized by --preset, --block) or unet (sized by --unet-preset).", DefaultValueFactory = _ => "transformer" };
+        var unetPreset = new Option<string>("--unet-preset") { Description = $"UNet preset ({string.Join(", ", UNetPresets.Names)}) for --backbone unet.", DefaultValueFactory = _ => "UNet-S" };
         var block = new Option<string>("--block") { Description = "in-context, adaln-zero or cross-attention.", DefaultValueFactory = _ => "in-context" };
         var inputSize = new Option<int>("--input-size") { Description = "Latent (or image) size; 32 = 256x256 images through an f=8 autoencoder.", DefaultValueFactory = _ => 32 };
         var channels = new Option<int>("--channels") { Description = "Input channels (4 for SD latents).", DefaultValueFactory = _ => 4 };
@@ -39,7 +42,7 @@ public static class BenchCommand
         var only = new Option<string>("--only") { Description = "train, sample or both.", DefaultValueFactory = _ => "both" };
         var command = new Command("bench", "Measure training and sampling throughput and peak memory for a model preset.")
         {
-            preset, block, inputSize, channels, numClasses, classes, batch, dtype, warmupRuns, warmup, runs, sampleSteps, guidance, only,
+            backbone, preset, block, unetPreset, inputSize, channels, numClasses, classes, batch, dtype, warmupRuns, warmup, runs, sampleSteps, guidance, only,
         };
         foreach (var o in runtime.All) command.Options.Add(o);
         command.SetAction(parse =>
@@ -52,8 +55,16 @@ public static class BenchCommand
             if (b < 1 || nWarm < 0 || nRuns < 1 || steps < 1) throw new LdmException("--batch-size, --runs and --sample-steps must be at least 1 and --warmup-runs at least 0.");
             string what = parse.GetValue(only)!.ToLowerInvariant();
             if (what is not ("train" or "sample" or "both")) throw new LdmException($"--only '{what}' is unknown; use train, sample or both.");
-            var cfg = TransformerConfig.FromPreset(parse.GetValue(preset)!, parse.GetValue(inputSize), parse.GetValue(channels), nClasses,
-                TrainCommand.ParseBlock(parse.GetValue(block)!));
+            bool unet = TrainCommand.ParseBackbone(parse.GetValue(backbone)!) == UNetConfig.BackboneKind;
+            static bool Given(System.CommandLine.ParseResult p, Option o) => p.GetResult(o) is { Implicit: false };
+            if (unet && new Option[] { preset, block }.FirstOrDefault(o => Given(parse, o)) is { } t)
+                throw new LdmException($"{t.Name} applies to the Transformer, not to --backbone unet; size the UNet with --unet-preset.");
+            if (!unet && Given(parse, unetPreset))
+                throw new LdmException("--unet-preset applies to the UNet; add --backbone unet, or size the Transformer with --preset.");
+            IBackboneConfig cfg = unet
+                ? UNetPresets.Create(parse.GetValue(unetPreset)!, parse.GetValue(inputSize), parse.GetValue(channels), nClasses).Validate()
+                : TransformerConfig.FromPreset(parse.GetValue(preset)!, parse.GetValue(inputSize), parse.GetValue(channels), nClasses,
+                    TrainCommand.ParseBlock(parse.GetValue(block)!));
             var info = new DenoiserInfo(cfg, new DiffusionConfig { LearnSigma = cfg.LearnSigma }, DataSpace.Latent, []);
             var result = Run(info, b, computeDtype, nWarm, nRuns, steps, parse.GetValue(guidance), what, device);
             Print(result);
@@ -62,15 +73,15 @@ public static class BenchCommand
         return command;
     }
 
-    public sealed record BenchResult(TransformerConfig Config, long Parameters, int Batch, string Dtype, int Threads, string? Allocator,
+    public sealed record BenchResult(IBackboneConfig Config, long Parameters, int Batch, string Dtype, int Threads, string? Allocator,
         double? TrainStepsPerSec, double[]? TrainTimes, double? SampleImagesPerSec, int SampleSteps, double GuidanceScale, double[]? SampleTimes,
         double? Bf16MaxAbsDiff, double? Bf16RelDiff, double? Bf16SampleMaxAbsDiff, double? SampleMaxAbs, long PeakRssBytes);
 
     public static BenchResult Run(DenoiserInfo info, int batch, ScalarType dtype, int warmup, int runs, int sampleSteps, double guidance, string what,
         Device? device = null)
     {
-        var cfg = info.Transformer;
-        using var model = new DiffusionTransformer(cfg, seed: 1);
+        var cfg = info.Backbone;
+        using var model = cfg.Build(seed: 1);
         model.to(device ?? torch.CPU);
         long parameters = model.parameters().Sum(p => p.numel());
         double? trainSps = null, sampleIps = null, maxDiff = null, relDiff = null, sampleDiff = null, sampleMax = null;
@@ -108,7 +119,7 @@ public static class BenchCommand
                 var y = torch.tensor(labels.Select(l => (long)l).ToArray(), device: dev);
                 RandomizeZeroInit(model, g);
                 var reference = model.forward(x, t, y);
-                using var low = new DiffusionTransformer(cfg);
+                using var low = cfg.Build();
                 low.to(dev);
                 IO.StateDict.Load(low, model.state_dict(), "bench");
                 low.to(ScalarType.BFloat16);
@@ -141,7 +152,7 @@ public static class BenchCommand
     {
         var c = r.Config;
         var table = new Table().AddColumn("measure").AddColumn("value");
-        table.AddRow("model", Markup.Escape($"{c.Block} {c.Depth}x{c.HiddenSize} heads {c.NumHeads} patch {c.PatchSize} on {c.InputSize}x{c.InputSize}x{c.InChannels}, {c.NumClasses} classes, learn sigma {c.LearnSigma} ({r.Parameters:N0} parameters)"));
+        table.AddRow("model", Markup.Escape($"{TrainCommand.Describe(c)} on {c.InputSize}x{c.InputSize}x{c.InChannels}, {c.NumClasses} classes, learn sigma {c.LearnSigma} ({r.Parameters:N0} parameters)"));
         table.AddRow("batch, dtype, threads", Markup.Escape($"{r.Batch}, {r.Dtype}, {r.Threads}; {r.Allocator}"));
         if (r.TrainStepsPerSec is double tps)
             table.AddRow("training steps/s", Markup.Escape($"{tps:F3} ({tps * r.Batch:F1} images/s); runs {string.Join(" ", r.TrainTimes!.Select(x => $"{x:F3}s"))}"));
@@ -154,7 +165,7 @@ public static class BenchCommand
     }
 
     /// <summary>Random stand-in latents for timing (the values do not change the cost).</summary>
-    sealed class RandomLatents(TransformerConfig cfg, int count) : ITrainingData
+    sealed class RandomLatents(IBackboneConfig cfg, int count) : ITrainingData
     {
         readonly Tensor _x = torch.randn([count, cfg.InChannels, cfg.InputSize, cfg.InputSize], generator: new Generator(11)).DetachFromDisposeScope();
         readonly Tensor _y = torch.randint(0, cfg.NumClasses, [count], generator: new Generator(12)).DetachFromDisposeScope();

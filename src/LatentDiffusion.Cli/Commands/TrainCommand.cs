@@ -11,6 +11,7 @@ using LatentDiffusion.Pipelines;
 using LatentDiffusion.Text;
 using LatentDiffusion.Training;
 using LatentDiffusion.Transformers;
+using LatentDiffusion.UNets;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -21,7 +22,11 @@ namespace LatentDiffusion.Cli.Commands;
 public static class TrainCommand
 {
     public sealed record ModelChoice(string Preset, BlockType Block, bool LongSkips, int? HiddenSize, int? Depth, int? NumHeads, int? PatchSize, bool LearnSigma,
-        string Prediction = "eps");
+        string Prediction = "eps", string Backbone = "transformer", UNetChoice? UNet = null);
+
+    /// <summary>UNet size (<c>--backbone unet</c>): a preset of <see cref="UNetPresets"/> and optional overrides.</summary>
+    public sealed record UNetChoice(string Preset = "UNet-S", int? ModelChannels = null, int[]? ChannelMult = null, int? NumResBlocks = null,
+        int[]? AttentionResolutions = null);
 
     /// <summary>Text conditioning settings: the tokenizer (word or gpt2), token positions (null = longest training caption), caption dropout.</summary>
     public sealed record TextChoice(string Tokenizer = "word", int? MaxTokens = null, double CaptionDropout = 0.1);
@@ -43,7 +48,7 @@ public static class TrainCommand
         var recipe = new Option<string?>("--recipe") { Description = "A recipe of recipes/ (shapes-class, shapes-text, fashion-mnist, emoji-text) or a recipe JSON file: its autoencoder and training settings; options given here override it." };
         var (modelOptions, readModel) = ModelOptions();
         var (trainOptions, readTrain) = TrainingOptions();
-        var command = new Command("train", "Train a class- or text-conditional diffusion Transformer; resumes an interrupted run in the same --out folder.")
+        var command = new Command("train", "Train a class- or text-conditional diffusion Transformer (or --backbone unet: an LDM UNet); resumes an interrupted run in the same --out folder.")
         {
             data, condition, tokenizer, maxTokens, captionDropout, numImages, imageSize, channels, skipUnreadable, output, autoencoder, recipe,
         };
@@ -52,6 +57,7 @@ public static class TrainCommand
         {
             var options = readTrain(parse);
             options.Validate();
+            var model = readModel(parse);   // option mismatches (--block with --backbone unet, ...) fail before any data is read
             if (parse.GetValue(recipe) != null)
                 throw new LdmException("--recipe is expanded before the options are read; pass it as `ldm train --recipe NAME --out DIR`.");
             var spec = DataSetSpec.Parse(parse.GetValue(data), "--data").Require("--data", "images or a latent cache",
@@ -70,7 +76,7 @@ public static class TrainCommand
             });
             var text = IsTextCondition(parse.GetValue(condition)!, dataSpec, set)
                 ? new TextChoice(parse.GetValue(tokenizer)!, parse.GetValue(maxTokens), parse.GetValue(captionDropout)) : null;
-            var info = BuildInfo(readModel(parse), set, text);
+            var info = BuildInfo(model, set, text);
             Train(info, set, options, runDir, device: device);
             return 0;
         });
@@ -116,6 +122,45 @@ public static class TrainCommand
         }
         else if (!dataset.HasLabels || dataset.NumClasses < 1)
             throw new LdmException($"the data in '{dataset.Source}' has no class labels; use a folder with one subfolder per class{(dataset.HasCaptions ? ", or --condition text for its captions" : "")}.");
+        IBackboneConfig backbone = ParseBackbone(m.Backbone) == UNetConfig.BackboneKind
+            ? BuildUNet(m.UNet ?? new UNetChoice(), m.LearnSigma, dataset, textConfig)
+            : BuildTransformer(m, dataset, textConfig);
+        var diffusion = DiffusionFor(m);
+        return new DenoiserInfo(backbone, diffusion, dataset.IsLatent ? DataSpace.Latent : DataSpace.Pixel,
+            textConfig is null ? dataset.ClassNames.ToList() : [])
+        {
+            Tokenizer = tokenizer,
+            Autoencoder = dataset.AutoencoderPath is { } ae ? Path.GetFileName(ae) : null,
+            // What the training grids use; `ldm export --guidance/--sampler/--steps` changes it once the model is measured.
+            Sampling = RecommendedSampling.For(backbone),
+        };
+    }
+
+    /// <summary>--backbone: transformer or unet (the backbone kind names).</summary>
+    internal static string ParseBackbone(string s) => s.Trim().ToLowerInvariant() switch
+    {
+        "transformer" or "dit" => "transformer",
+        "unet" => UNetConfig.BackboneKind,
+        _ => throw new LdmException($"--backbone '{s}' is unknown; use transformer or unet."),
+    };
+
+    /// <summary>A UNet of a preset (with overrides) for the data: input from the data, labels or captions, learned sigma.</summary>
+    static UNetConfig BuildUNet(UNetChoice u, bool learnSigma, TrainingSet dataset, TextConditionConfig? textConfig)
+    {
+        var cfg = UNetPresets.Create(u.Preset, dataset.Size, dataset.Channels, textConfig is null ? dataset.NumClasses : 0, learnSigma, textConfig);
+        int mc = u.ModelChannels ?? cfg.ModelChannels;
+        return (cfg with
+        {
+            ModelChannels = mc,
+            ChannelMult = u.ChannelMult ?? cfg.ChannelMult,
+            NumResBlocks = u.NumResBlocks ?? cfg.NumResBlocks,
+            AttentionResolutions = u.AttentionResolutions ?? cfg.AttentionResolutions,
+            ContextDim = textConfig is null ? null : mc,
+        }).Validate();
+    }
+
+    static TransformerConfig BuildTransformer(ModelChoice m, TrainingSet dataset, TextConditionConfig? textConfig)
+    {
         var cfg = TransformerConfig.FromPreset(m.Preset, dataset.Size, dataset.Channels, textConfig is null ? dataset.NumClasses : 0, m.Block, m.LearnSigma,
             longSkips: m.LongSkips, patchSize: m.PatchSize);
         cfg = (cfg with
@@ -127,16 +172,19 @@ public static class TrainCommand
             Text = textConfig,
             ClassDropoutProb = textConfig is null ? cfg.ClassDropoutProb : 0.0,   // a text model has no label table
         }).Validate();
-        var diffusion = DiffusionFor(m);
-        return new DenoiserInfo(cfg, diffusion, dataset.IsLatent ? DataSpace.Latent : DataSpace.Pixel,
-            textConfig is null ? dataset.ClassNames.ToList() : [])
-        {
-            Tokenizer = tokenizer,
-            Autoencoder = dataset.AutoencoderPath is { } ae ? Path.GetFileName(ae) : null,
-            // What the training grids use; `ldm export --guidance/--sampler/--steps` changes it once the model is measured.
-            Sampling = RecommendedSampling.For(cfg),
-        };
+        return cfg;
     }
+
+    /// <summary>One line about a backbone's architecture, for `ldm train` and `ldm bench` (input and parameters are added by the caller).</summary>
+    internal static string Describe(IBackboneConfig backbone) => backbone switch
+    {
+        TransformerConfig c => $"{c.Block} transformer{(c.LongSkips ? " with long skips" : "")}, hidden {c.HiddenSize}, depth {c.Depth}, heads {c.NumHeads}, patch {c.PatchSize}",
+        UNetConfig u => $"unet, {u.ChannelMult.Length} levels of {string.Join("/", u.ChannelMult.Select(x => x * u.ModelChannels))} channels, "
+            + $"{u.NumResBlocks} res blocks per level, {(u.UseSpatialTransformer ? "cross-attention" : "self-attention")} at "
+            + (u.AttentionResolutions.Length == 0 ? "the middle only" : string.Join(", ", u.AttentionResolutions.Order().Select(r => $"1/{r}")) + " and the middle")
+            + $" ({(u.NumHeadChannels == -1 ? $"{u.NumHeads} heads" : $"{u.NumHeadChannels}-channel heads")})",
+        _ => backbone.Kind,
+    };
 
     /// <summary>Runs (or resumes) training with a progress bar and sample grids in the run folder.</summary>
     /// <param name="sampleGrids">Write sample grids (every --sample-every steps and at the end) into the run folder.</param>
@@ -146,7 +194,7 @@ public static class TrainCommand
     internal static void Train(DenoiserInfo info, TrainingSet dataset, DiffusionTrainingOptions options, string runDir, int gridPerClass = 4,
         bool sampleGrids = true, Device? device = null)
     {
-        var cfg = info.Transformer;
+        var cfg = info.Backbone;
         long parameters = 0;
         using var trainer = new DiffusionTrainer(info, dataset.Data, options, runDir, device);
         if (trainer.IsFinished)
@@ -168,14 +216,14 @@ public static class TrainCommand
             ? $"captions ({t.Tokenizer} tokenizer, {t.VocabSize} tokens, {t.MaxTokens} positions, caption dropout {t.DropoutProb})"
             : $"{dataset.NumClasses} classes";
         string prediction = info.Diffusion.PredictV ? "v" : info.Diffusion.PredictXstart ? "x0" : "eps";
-        Console.WriteLine($"model: {cfg.Block} transformer{(cfg.LongSkips ? " with long skips" : "")}, hidden {cfg.HiddenSize}, depth {cfg.Depth}, heads {cfg.NumHeads}, patch {cfg.PatchSize} on {info.Space.ToString().ToLowerInvariant()} {cfg.InputSize}x{cfg.InputSize}x{cfg.InChannels} ({parameters / 1e6:F2}M parameters), predicts {prediction}{(cfg.LearnSigma ? " and sigma" : "")}; data: {dataset.Count} {(dataset.IsLatent ? "latents" : "images")}, {conditioning} from {dataset.Source}");
+        Console.WriteLine($"model: {Describe(cfg)} on {info.Space.ToString().ToLowerInvariant()} {cfg.InputSize}x{cfg.InputSize}x{cfg.InChannels} ({parameters / 1e6:F2}M parameters), predicts {prediction}{(cfg.LearnSigma ? " and sigma" : "")}; data: {dataset.Count} {(dataset.IsLatent ? "latents" : "images")}, {conditioning} from {dataset.Source}");
         if (trainer.ResumedFromStep is long from) Console.WriteLine($"resuming {runDir} at step {from}");
         if (sampleGrids) trainer.OnSample = (step, ema) =>
         {
             using var pipe = DiffusionPipeline.FromModels(ema, info, autoencoder);
             var sampling = new SamplingOptions { Steps = 50, GuidanceScale = cfg.HasUnconditionalInput ? 4.0 : 1.0, Seed = options.Seed, BatchSize = 64 };
             string grid = Path.Combine(runDir, $"samples_{step:D7}.png");
-            if (cfg.IsTextConditional)
+            if (cfg.Text is not null)
             {
                 // A grid of the first distinct training captions, gridPerClass images each (one row per caption).
                 var prompts = dataset.Captions.Where(c => !string.IsNullOrWhiteSpace(c)).Distinct().Take(Math.Max(1, 64 / gridPerClass))
@@ -220,9 +268,44 @@ public static class TrainCommand
         var patch = new Option<int?>("--patch-size") { Description = "Override the preset's patch size." };
         var noSigma = new Option<bool>("--no-learn-sigma") { Description = "Fixed variance and plain ε-MSE loss instead of DiT's learned sigma." };
         var prediction = new Option<string>("--prediction") { Description = "What the model predicts: eps (DiT's noise), v (velocity) or x0.", DefaultValueFactory = _ => "eps" };
-        return ([preset, block, longSkips, hidden, depth, heads, patch, noSigma, prediction], p => new ModelChoice(
-            p.GetValue(preset)!, ParseBlock(p.GetValue(block)!), p.GetValue(longSkips), p.GetValue(hidden), p.GetValue(depth),
-            p.GetValue(heads), p.GetValue(patch), !p.GetValue(noSigma), p.GetValue(prediction)!));
+        var backbone = new Option<string>("--backbone") { Description = "The denoiser: transformer (sized by --preset ...) or unet (the LDM UNet, sized by --unet-preset ...).", DefaultValueFactory = _ => "transformer" };
+        var unetPreset = new Option<string>("--unet-preset") { Description = $"UNet size ({string.Join(", ", UNetPresets.Names)}; --backbone unet).", DefaultValueFactory = _ => "UNet-S" };
+        var modelChannels = new Option<int?>("--model-channels") { Description = "UNet: override the preset's base width (a multiple of 32)." };
+        var channelMult = new Option<string?>("--channel-mult") { Description = "UNet: override the preset's width per level, e.g. 1,2,4 (one level per entry)." };
+        var numResBlocks = new Option<int?>("--num-res-blocks") { Description = "UNet: override the preset's residual blocks per level." };
+        var attnRes = new Option<string?>("--attention-resolutions") { Description = "UNet: override the downsampling factors with attention, e.g. 2,4 (none: the middle block only)." };
+        Option[] transformerOnly = [preset, block, longSkips, hidden, depth, heads, patch];
+        Option[] unetOnly = [unetPreset, modelChannels, channelMult, numResBlocks, attnRes];
+        return ([preset, block, longSkips, hidden, depth, heads, patch, noSigma, prediction, backbone, unetPreset, modelChannels, channelMult, numResBlocks, attnRes], p =>
+        {
+            bool unet = ParseBackbone(p.GetValue(backbone)!) == UNetConfig.BackboneKind;
+            static bool Given(System.CommandLine.ParseResult p, Option o) => p.GetResult(o) is { Implicit: false };
+            if (unet && transformerOnly.FirstOrDefault(o => Given(p, o)) is { } t)
+                throw new LdmException($"{t.Name} applies to the Transformer, not to --backbone unet; size a UNet with --unet-preset, --model-channels, --channel-mult, --num-res-blocks, --attention-resolutions.");
+            if (!unet && unetOnly.FirstOrDefault(o => Given(p, o)) is { } u)
+                throw new LdmException($"{u.Name} applies to the UNet; add --backbone unet, or size the Transformer with --preset, --hidden-size, --depth, --num-heads, --patch-size.");
+            if (unet) UNetPresets.Get(p.GetValue(unetPreset)!);   // an unknown preset fails before the data is read
+            return new ModelChoice(
+                p.GetValue(preset)!, ParseBlock(p.GetValue(block)!), p.GetValue(longSkips), p.GetValue(hidden), p.GetValue(depth),
+                p.GetValue(heads), p.GetValue(patch), !p.GetValue(noSigma), p.GetValue(prediction)!,
+                unet ? UNetConfig.BackboneKind : "transformer",
+                unet ? new UNetChoice(p.GetValue(unetPreset)!, p.GetValue(modelChannels), IntList(p.GetValue(channelMult), "--channel-mult"),
+                    p.GetValue(numResBlocks), IntList(p.GetValue(attnRes), "--attention-resolutions")) : null);
+        });
+    }
+
+    /// <summary>A comma-separated list of integers (null: not given; "none" or empty: an empty list).</summary>
+    static int[]? IntList(string? text, string option)
+    {
+        if (text is null) return null;
+        string t = text.Trim().Trim('[', ']');
+        if (t.Length == 0 || t.Equals("none", StringComparison.OrdinalIgnoreCase)) return [];
+        var parts = t.Split(',', StringSplitOptions.TrimEntries);
+        var values = new int[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (!int.TryParse(parts[i], System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out values[i]))
+                throw new LdmException($"{option} '{text}' is not a comma-separated list of integers; write e.g. 1,2,4.");
+        return values;
     }
 
     internal static BlockType ParseBlock(string s) => s.Trim().ToLowerInvariant().Replace('_', '-') switch
