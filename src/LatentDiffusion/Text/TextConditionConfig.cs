@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using static TorchSharp.torch;
 
 namespace LatentDiffusion.Text;
 
@@ -51,5 +52,25 @@ public sealed record TextConditionConfig
                 "the longest training caption has that many tokens; raise it or leave it out");
         var config = new TextConditionConfig { Tokenizer = built.Kind, VocabSize = built.VocabSize, MaxTokens = positions, DropoutProb = dropoutProb }.Validate();
         return (config, built);
+    }
+
+    /// <summary>
+    /// Checks a batch of token ids (N, L) and its optional padding mask against this config before a model embeds
+    /// them: 1 ≤ L ≤ max_tokens, integer ids inside the vocabulary, a mask of the ids' shape.
+    /// </summary>
+    public void CheckTokens(Tensor ids, Tensor? mask)
+    {
+        if (ids.dim() != 2 || ids.shape[1] < 1 || ids.shape[1] > MaxTokens)
+            throw new LdmException($"token ids must be (N, L) with 1 <= L <= {MaxTokens}, got [{string.Join(",", ids.shape)}]; tokenize the captions to at most {MaxTokens} positions.");
+        if (ids.is_floating_point() || ids.dtype == ScalarType.Bool)
+            throw new LdmException("token ids must be integers, got a floating-point or bool tensor; pass an int64 tensor.");
+        if (mask is not null && !mask.shape.SequenceEqual(ids.shape))
+            throw new LdmException($"the text mask must have the shape of the ids [{string.Join(",", ids.shape)}], got [{string.Join(",", mask.shape)}]; pass one flag per token.");
+        if (ids.NumberOfElements > 0)
+        {
+            long min = ids.min().item<long>(), max = ids.max().item<long>();
+            if (min < 0 || max >= VocabSize)
+                throw new LdmException($"token id {(min < 0 ? min : max)} is outside this model's vocabulary 0..{VocabSize - 1}; tokenize with the model's own tokenizer ({Tokenizer}).");
+        }
     }
 }

@@ -144,18 +144,7 @@ public sealed class UNetModel : DenoiserNetwork
         if (text_embedder is null)
             throw new LdmException("this UNet is not text-conditioned; pass class ids to forward (or a context to Forward).");
         var text = Config.Text!;
-        if (ids.dim() != 2 || ids.shape[1] < 1 || ids.shape[1] > text.MaxTokens)
-            throw new LdmException($"token ids must be (N, L) with 1 <= L <= {text.MaxTokens}, got [{string.Join(",", ids.shape)}]; tokenize the captions to at most {text.MaxTokens} positions.");
-        if (ids.is_floating_point() || ids.dtype == ScalarType.Bool)
-            throw new LdmException("token ids must be integers, got a floating-point or bool tensor; pass an int64 tensor.");
-        if (mask is not null && !mask.shape.SequenceEqual(ids.shape))
-            throw new LdmException($"the text mask must have the shape of the ids [{string.Join(",", ids.shape)}], got [{string.Join(",", mask.shape)}]; pass one flag per token.");
-        if (ids.NumberOfElements > 0)
-        {
-            long min = ids.min().item<long>(), max = ids.max().item<long>();
-            if (min < 0 || max >= text.VocabSize)
-                throw new LdmException($"token id {(min < 0 ? min : max)} is outside this model's vocabulary 0..{text.VocabSize - 1}; tokenize with the model's own tokenizer ({text.Tokenizer}).");
-        }
+        text.CheckTokens(ids, mask);
         using var scope = torch.NewDisposeScope();
         var (tokens, tokenMask) = text_embedder.Encode(ids.to(ScalarType.Int64).to(x.device), mask?.to(x.device));
         return Run(x, t, tokens, tokenMask, null, dropLabels: false).MoveToOuterDisposeScope();
