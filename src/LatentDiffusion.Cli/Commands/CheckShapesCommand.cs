@@ -42,12 +42,10 @@ public static class CheckShapesCommand
             int total = p.GetValue(count) ?? DefaultPerGroup * groups;
             if (total < 1) throw new LdmException($"--num must be at least 1, got {total}.");
             int perGroup = (total + groups - 1) / groups;
-            var recommended = SamplingOptions.From(info.SamplingOrDefault);
-            var options = recommended with
+            // Settings not given come from the model's recommended sampling (stored in its checkpoint).
+            var given = info.SamplingOrDefault.With(SamplerNames.ParseOptional(p.GetValue(sampler)), p.GetValue(steps), p.GetValue(guidance));
+            var options = SamplingOptions.From(given) with
             {
-                Sampler = p.GetValue(sampler) is { } name ? SamplerNames.Parse(name) : recommended.Sampler,
-                Steps = p.GetValue(steps) ?? recommended.Steps,
-                GuidanceScale = p.GetValue(guidance) ?? recommended.GuidanceScale,
                 Seed = p.GetValue(seed),
                 BatchSize = 64,
             };

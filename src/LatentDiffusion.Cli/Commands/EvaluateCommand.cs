@@ -53,7 +53,7 @@ public static class EvaluateCommand
         command.SetAction(r =>
         {
             var device = runtime.Apply(r);
-            var samplerKind = r.GetValue(sampler) is { } samplerName ? SamplerNames.Parse(samplerName) : (SamplerKind?)null;
+            var samplerKind = SamplerNames.ParseOptional(r.GetValue(sampler));
             var computeDtype = DtypeNames.Parse(r.GetValue(dtype), ScalarType.Float32, ScalarType.BFloat16, ScalarType.Float16);
             int count = CommonOptions.ReadDeprecated(r, numSamples, "--num {}", out int oldCount) ? oldCount : r.GetValue(num) ?? 10000;
             long seedValue = r.GetValue(seed);
@@ -74,11 +74,8 @@ public static class EvaluateCommand
                 ISampleSource sampleSource;
                 if (modelPath is not null)
                 {
-                    generated = OpenModel(CliParsing.ExistingFile(modelPath, "--model"), r.GetValue(classes), count, device, computeDtype, d => d with
+                    generated = OpenModel(CliParsing.ExistingFile(modelPath, "--model"), r.GetValue(classes), count, device, computeDtype, recommended => SamplingOptions.From(recommended.With(samplerKind, r.GetValue(steps), r.GetValue(guidance))) with
                         {
-                            Sampler = samplerKind ?? d.Sampler,
-                            Steps = r.GetValue(steps) ?? d.Steps,
-                            GuidanceScale = r.GetValue(guidance) ?? d.GuidanceScale,
                             Seed = seedValue,
                             BatchSize = r.GetValue(batch),
                         }, extractor, r.GetValue(autoencoder), disposables);
@@ -138,7 +135,7 @@ public static class EvaluateCommand
 
     /// <summary>A denoiser checkpoint as a sample source (latent models decoded by their autoencoder: <paramref name="autoencoderPath"/>, else the one
     /// beside the model); its classes must be the classifier's when sample accuracy is measured with one.</summary>
-    static PipelineSampleSource OpenModel(string path, string? classes, int count, Device device, torch.ScalarType dtype, Func<SamplingOptions, SamplingOptions> settings,
+    static PipelineSampleSource OpenModel(string path, string? classes, int count, Device device, torch.ScalarType dtype, Func<RecommendedSampling, SamplingOptions> settings,
         IFeatureExtractor extractor, string? autoencoderPath, List<IDisposable> disposables)
     {
         var info = DenoiserCheckpoint.PeekInfo(path);
@@ -152,7 +149,7 @@ public static class EvaluateCommand
         disposables.Add(pipeline);
         if (extractor.Channels != pipeline.ImageChannels && extractor is ClassifierFeatureExtractor)
             Console.Error.WriteLine($"note: the model makes {pipeline.ImageChannels}-channel images, the classifier takes {extractor.Channels}; they are converted.");
-        return new PipelineSampleSource(pipeline, count, settings(pipeline.DefaultOptions), ids);
+        return new PipelineSampleSource(pipeline, count, settings(pipeline.Info.SamplingOrDefault), ids);
     }
 
     /// <summary>Samples with a progress bar over all reverse steps, then measures.</summary>

@@ -46,13 +46,7 @@ public static class ExportCommand
                 string aeDst = Path.Combine(dir, aeName1);
                 if (Path.GetFullPath(aeDst) != Path.GetFullPath(ae)) AtomicFile.Copy(ae, aeDst);
             }
-            var sampling = info.SamplingOrDefault;
-            sampling = sampling with
-            {
-                GuidanceScale = p.GetValue(guidance) ?? sampling.GuidanceScale,
-                Sampler = p.GetValue(sampler) is { } name ? SamplerNames.Parse(name) : sampling.Sampler,
-                Steps = p.GetValue(steps) ?? sampling.Steps,
-            };
+            var sampling = info.SamplingOrDefault.With(SamplerNames.ParseOptional(p.GetValue(sampler)), p.GetValue(steps), p.GetValue(guidance));
             DenoiserCheckpoint.Rewrite(src, dst, i => i with { Autoencoder = aeName1, Sampling = sampling }, storage ?? TorchSharp.torch.ScalarType.Float32);
             Console.WriteLine($"wrote {dst} ({new FileInfo(dst).Length / 1e6:F1} MB; sampling {SamplerNames.Of(sampling.Sampler)}, {sampling.Steps} steps, guidance {sampling.GuidanceScale:G}){(aeName1 != null ? $" and its autoencoder {Path.Combine(dir, aeName1)}" : "")}");
             return 0;

@@ -61,12 +61,9 @@ public static class SampleCommand
             if (count < 1) throw new LdmException($"--num must be at least 1, got {count}.");
             var labels = Enumerable.Range(0, count).Select(i => ids[i % ids.Count]).OrderBy(c => ids.IndexOf(c)).ToList();
             // Settings not given come from the model's recommended sampling (stored in its checkpoint).
-            var recommended = SamplingOptions.From(info.SamplingOrDefault);
-            var options = recommended with
+            var given = info.SamplingOrDefault.With(SamplerNames.ParseOptional(parse.GetValue(sampler)), parse.GetValue(steps), parse.GetValue(guidance));
+            var options = SamplingOptions.From(given) with
             {
-                Sampler = parse.GetValue(sampler) is { } s ? SamplerNames.Parse(s) : recommended.Sampler,
-                Steps = parse.GetValue(steps) ?? recommended.Steps,
-                GuidanceScale = parse.GetValue(guidance) ?? recommended.GuidanceScale,
                 Eta = parse.GetValue(eta),
                 Seed = parse.GetValue(seed),
                 BatchSize = parse.GetValue(batch),

@@ -17,6 +17,9 @@ public static class SamplerNames
 
     public static string Of(SamplerKind kind) => Table.First(t => t.Kind == kind).Name;
 
+    /// <summary>The sampler of an optional <c>--sampler</c> value: null when none was given.</summary>
+    public static SamplerKind? ParseOptional(string? text) => text is null ? null : Parse(text);
+
     public static SamplerKind Parse(string? text, string flag = "--sampler")
     {
         string name = (text ?? "").Trim().ToLowerInvariant();

@@ -22,6 +22,14 @@ public sealed record RecommendedSampling
     public static RecommendedSampling For(IBackboneConfig backbone) =>
         new() { GuidanceScale = backbone.HasUnconditionalInput ? 4.0 : 1.0 };
 
+    /// <summary>These settings with the ones a caller gave in their place (null: keep this one).</summary>
+    public RecommendedSampling With(SamplerKind? sampler, int? steps, double? guidanceScale) => this with
+    {
+        Sampler = sampler ?? Sampler,
+        Steps = steps ?? Steps,
+        GuidanceScale = guidanceScale ?? GuidanceScale,
+    };
+
     /// <summary>Throws <see cref="LdmOptionException"/> for a setting no sampler accepts.</summary>
     public RecommendedSampling Check()
     {
