@@ -22,6 +22,18 @@ namespace LatentDiffusion.Tests;
 [Collection(DefaultDeviceCollection.Name)]
 public class DeviceWorkflowTests
 {
+    /// <summary>Runs a two-step trainer with the default device set to meta: finite losses, weights and gradients on the CPU.</summary>
+    internal static void TrainTwoStepsUnderTheTrap(DiffusionTrainer trainer)
+    {
+        var progress = new List<TrainingProgress>();
+        using (new ImplicitDeviceTrap())
+            trainer.Run(progress.Add);
+        Assert.Equal(2, progress.Count);
+        Assert.All(progress, p => Assert.True(double.IsFinite(p.Loss)));
+        AssertModuleOn(torch.CPU, trainer.Model, withGradients: true);
+        AssertModuleOn(torch.CPU, trainer.EmaModel);
+    }
+
     static DiffusionTrainingOptions Options => new() { Steps = 2, BatchSize = 4, LearningRate = 1e-3, EmaDecay = 0.5, Seed = 3, GradClip = 1.0 };
 
     [Theory]
@@ -34,13 +46,7 @@ public class DeviceWorkflowTests
             new TrainCommand.ModelChoice("S/4", BlockType.InContext, false, HiddenSize: 32, Depth: 2, NumHeads: 2, PatchSize: 8, LearnSigma: !text),
             data, text ? new TrainCommand.TextChoice() : null);
         using var trainer = new DiffusionTrainer(info, new PixelTrainingData(data), Options, runDir: null, device: torch.CPU);
-        var progress = new List<TrainingProgress>();
-        using (new ImplicitDeviceTrap())
-            trainer.Run(progress.Add);
-        Assert.Equal(2, progress.Count);
-        Assert.All(progress, p => Assert.True(double.IsFinite(p.Loss)));
-        AssertModuleOn(torch.CPU, trainer.Model, withGradients: true);
-        AssertModuleOn(torch.CPU, trainer.EmaModel);
+        TrainTwoStepsUnderTheTrap(trainer);
     }
 
     [Fact]
@@ -133,12 +139,6 @@ public class UNetDeviceTests
         var options = new DiffusionTrainingOptions { Steps = 2, BatchSize = 4, LearningRate = 1e-3, EmaDecay = 0.5, Seed = 3, GradClip = 1.0 };
         using var trainer = new DiffusionTrainer(info, new PixelTrainingData(data), options, runDir: null, device: torch.CPU);
         Assert.IsType<UNets.UNetModel>(trainer.Model);
-        var progress = new List<TrainingProgress>();
-        using (new ImplicitDeviceTrap())
-            trainer.Run(progress.Add);
-        Assert.Equal(2, progress.Count);
-        Assert.All(progress, p => Assert.True(double.IsFinite(p.Loss)));
-        AssertModuleOn(torch.CPU, trainer.Model, withGradients: true);
-        AssertModuleOn(torch.CPU, trainer.EmaModel);
+        DeviceWorkflowTests.TrainTwoStepsUnderTheTrap(trainer);
     }
 }
