@@ -23,6 +23,7 @@ public static class LdmApp
             PlotCommand.Create(),
             CheckShapesCommand.Create(),
             ExportCommand.Create(),
+            StudyCommand.Create(),
         })
             root.Subcommands.Add(command);
         return root;

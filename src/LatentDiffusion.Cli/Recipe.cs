@@ -122,7 +122,7 @@ public sealed record Recipe(string Name, string Path, string Description, JsonOb
     }
 
     /// <summary>A recipe section as command-line tokens: "key": value → --key value; true → --key; false → nothing.</summary>
-    static IEnumerable<string> Tokens(JsonObject section, HashSet<string> skip)
+    internal static IEnumerable<string> Tokens(JsonObject section, HashSet<string> skip)
     {
         foreach (var (key, value) in section)
         {
