@@ -55,7 +55,8 @@ public sealed record ModelCost(long Parameters, double ForwardFlops)
 
     /// <summary>
     /// The cost stored in checkpoint metadata, or null when the file has none (written before costs were stored) or
-    /// the entries are not numbers; the config always allows <see cref="Of"/> instead.
+    /// the entries are not numbers; the config always allows <see cref="Of"/> instead. <see cref="AttentionFlops"/> is
+    /// not stored: it reads as 0.
     /// </summary>
     public static ModelCost? FromMetadata(IReadOnlyDictionary<string, string> metadata)
     {
