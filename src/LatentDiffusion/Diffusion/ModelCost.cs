@@ -46,6 +46,16 @@ public sealed record ModelCost(long Parameters, double ForwardFlops)
     public override string ToString() =>
         string.Create(CultureInfo.InvariantCulture, $"{Parameters:N0} parameters, {ForwardGFlops:F2} GFLOPs forward per image");
 
+    /// <summary>A FLOP count with an SI prefix and four significant digits: <c>12.19 GFLOPs</c>, <c>359.4 kFLOPs</c>.</summary>
+    public static string FormatFlops(double flops)
+    {
+        (double scale, string prefix) = Math.Abs(flops) switch
+        {
+            >= 1e15 => (1e15, "P"), >= 1e12 => (1e12, "T"), >= 1e9 => (1e9, "G"), >= 1e6 => (1e6, "M"), >= 1e3 => (1e3, "k"), _ => (1.0, ""),
+        };
+        return string.Create(CultureInfo.InvariantCulture, $"{flops / scale:G4} {prefix}FLOPs");
+    }
+
     /// <summary>The cost as checkpoint metadata entries (<see cref="ParametersKey"/>, <see cref="ForwardFlopsKey"/>).</summary>
     public IReadOnlyDictionary<string, string> ToMetadata() => new Dictionary<string, string>
     {
