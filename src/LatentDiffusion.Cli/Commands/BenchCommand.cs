@@ -28,7 +28,7 @@ public static class BenchCommand
         var preset = new Option<string>("--preset") { Description = "Transformer preset (S/2 ... XL/8).", DefaultValueFactory = _ => "S/2" };
         var backbone = new Option<string>("--backbone") { Description = "transformer (sized by --preset, --block) or unet (sized by --unet-preset).", DefaultValueFactory = _ => "transformer" };
         var unetPreset = new Option<string>("--unet-preset") { Description = $"UNet preset ({string.Join(", ", UNetPresets.Names)}) for --backbone unet.", DefaultValueFactory = _ => "UNet-S" };
-        var block = new Option<string>("--block") { Description = "in-context, adaln-zero or cross-attention.", DefaultValueFactory = _ => "in-context" };
+        var block = new Option<string>("--block") { Description = "in-context, adaln-zero, cross-attention or joint-attention.", DefaultValueFactory = _ => "in-context" };
         var inputSize = new Option<int>("--input-size") { Description = "Latent (or image) size; 32 = 256x256 images through an f=8 autoencoder.", DefaultValueFactory = _ => 32 };
         var channels = new Option<int>("--channels") { Description = "Input channels (4 for SD latents).", DefaultValueFactory = _ => 4 };
         var numClasses = new Option<int>("--num-classes") { Description = "Classes of the benchmarked model.", DefaultValueFactory = _ => 1000 };
