@@ -29,6 +29,7 @@ public static class OptionNames
         ["AutoencoderKL.LatentScale"] = "--scale-factor",
         ["DiTImport.NumHeads"] = "--num-heads",
         ["TextConditionConfig.MaxTokens"] = "--max-text-tokens",
+        ["DiffusionConfig.Schedule"] = "--noise-schedule",
     };
 
     /// <summary>The flag of a library setting: the table above, else <c>--</c> + kebab-case of the property.</summary>

@@ -321,6 +321,20 @@ public sealed class CliBadInputTests : IDisposable
     [Fact]
     public void Train_UnknownBlock() => Fails("--block", Train("--block", "mamba"));
 
+    [Theory]
+    [InlineData("--noise-schedule must be one of linear, cosine, scaled-linear, got quadratic", "--noise-schedule", "quadratic")]
+    [InlineData("our scaled-linear", "--noise-schedule", "sqrt_linear")]
+    [InlineData("--beta-start must be left out with the linear schedule, got 0.001", "--beta-start", "0.001")]
+    [InlineData("--beta-end must be left out with the cosine schedule, got 0.02", "--noise-schedule", "cosine", "--beta-end", "0.02")]
+    [InlineData("--beta-start must be in (0, 1), got 0", "--noise-schedule", "scaled-linear", "--beta-start", "0")]
+    [InlineData("--beta-end must be in (0, 1), got 1.5", "--noise-schedule", "scaled-linear", "--beta-end", "1.5")]
+    [InlineData("--beta-end must be greater than the start 0.02, got 0.0195", "--noise-schedule", "scaled-linear", "--beta-start", "0.02")]
+    public void Train_BadNoiseSchedule(string message, params string[] options)
+    {
+        Fails(message, Train(options));
+        NoFilesInOut();
+    }
+
     [Fact]
     public void Train_ResumeWithAnotherModel()
     {

@@ -27,6 +27,9 @@ public sealed class QuickstartSmokeTest(ITestOutputHelper output) : IDisposable
         string model = Path.Combine(run, DiffusionTrainer.ModelFile);
         Assert.True(File.Exists(model));
         Assert.Contains(model, train.Stdout);
+        // The model line states the cost per image, counted from the config.
+        var cost = Diffusion.ModelCost.Of(Denoisers.DenoiserCheckpoint.PeekInfo(model).Backbone);
+        Assert.Contains($"; {Diffusion.ModelCost.FormatFlops(cost.ForwardFlops)} forward per image", train.Stdout);
         Assert.Equal(3, MetricsLog.Read(Path.Combine(run, DiffusionTrainer.MetricsFile)).Count);
         Assert.True(File.Exists(Path.Combine(run, "samples_0000003.png")), "the end-of-run sample grid is missing");
         Assert.Empty(Directory.GetFiles(run, "*.tmp"));

@@ -101,6 +101,23 @@ public class UNetConvertCommandTests
         }
     }
 
+    /// <summary>The diffusion an LDM checkpoint was trained with (its yaml's linear_start/linear_end) goes into the file.</summary>
+    [Fact]
+    public void ConversionStoresTheGivenDiffusion()
+    {
+        using var fixture = FixtureCatalog.Current.Open("unet_ldm");
+        string dir = RepoPaths.NewTempDir("unetconv");
+        var config = UNetConfig.FromOfficial(fixture.ModelConfig);
+        var ldm = new Diffusion.DiffusionConfig { LearnSigma = config.LearnSigma, Schedule = "scaled_linear", BetaStart = 0.0015, BetaEnd = 0.0195 };
+        string output = Path.Combine(dir, "unet.safetensors");
+        UNetConversion.Convert(fixture.WeightsPath, config, output, diffusion: ldm);
+        Assert.Equal(ldm with { Schedule = "scaled-linear" }, DenoiserCheckpoint.PeekInfo(output).Diffusion);
+        var mismatch = Assert.Throws<LdmException>(() => UNetConversion.Convert(fixture.WeightsPath, config, Path.Combine(dir, "x.safetensors"),
+            diffusion: ldm with { LearnSigma = !config.LearnSigma }));
+        Assert.Contains("learn_sigma", mismatch.Message);
+        Assert.False(File.Exists(Path.Combine(dir, "x.safetensors")));
+    }
+
     [Fact]
     public void MissingConfigAndUnsupportedArgumentsAreErrors()
     {

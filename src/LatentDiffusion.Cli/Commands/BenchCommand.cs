@@ -17,7 +17,9 @@ namespace LatentDiffusion.Cli.Commands;
 /// <summary>
 /// `ldm bench`: training steps per second (forward, backward, AdamW step) and sampling images per second for a preset,
 /// batch size and dtype, as the median of several timed runs after warm-up, with the peak resident memory. With
-/// bf16 it also reports how far the bf16 model's outputs are from float32's on the same input.
+/// bf16 it also reports how far the bf16 model's outputs are from float32's on the same input. Every run prints the
+/// model's cost per image (<see cref="ModelCost"/>: parameters, forward and training FLOPs), a UNet beside the
+/// Transformer preset it is sized against; <c>--only cost</c> prints just that, without building anything.
 /// </summary>
 public static class BenchCommand
 {
@@ -26,7 +28,7 @@ public static class BenchCommand
         var preset = new Option<string>("--preset") { Description = "Transformer preset (S/2 ... XL/8).", DefaultValueFactory = _ => "S/2" };
         var backbone = new Option<string>("--backbone") { Description = "transformer (sized by --preset, --block) or unet (sized by --unet-preset).", DefaultValueFactory = _ => "transformer" };
         var unetPreset = new Option<string>("--unet-preset") { Description = $"UNet preset ({string.Join(", ", UNetPresets.Names)}) for --backbone unet.", DefaultValueFactory = _ => "UNet-S" };
-        var block = new Option<string>("--block") { Description = "in-context, adaln-zero or cross-attention.", DefaultValueFactory = _ => "in-context" };
+        var block = new Option<string>("--block") { Description = "in-context, adaln-zero, cross-attention or joint-attention.", DefaultValueFactory = _ => "in-context" };
         var inputSize = new Option<int>("--input-size") { Description = "Latent (or image) size; 32 = 256x256 images through an f=8 autoencoder.", DefaultValueFactory = _ => 32 };
         var channels = new Option<int>("--channels") { Description = "Input channels (4 for SD latents).", DefaultValueFactory = _ => 4 };
         var numClasses = new Option<int>("--num-classes") { Description = "Classes of the benchmarked model.", DefaultValueFactory = _ => 1000 };
@@ -39,7 +41,7 @@ public static class BenchCommand
         var sampleSteps = new Option<int>("--sample-steps") { Description = "DDIM steps per timed sampling run.", DefaultValueFactory = _ => 10 };
         var guidance = new Option<double>("--guidance") { Description = "Guidance scale while sampling (not 1: doubled batch).", DefaultValueFactory = _ => 4.0 };
         var runtime = CommonOptions.Runtime();
-        var only = new Option<string>("--only") { Description = "train, sample or both.", DefaultValueFactory = _ => "both" };
+        var only = new Option<string>("--only") { Description = "train, sample, both, or cost (parameters and FLOPs per image only: nothing is built or timed).", DefaultValueFactory = _ => "both" };
         var command = new Command("bench", "Measure training and sampling throughput and peak memory for a model preset.")
         {
             backbone, preset, block, unetPreset, inputSize, channels, numClasses, classes, batch, dtype, warmupRuns, warmup, runs, sampleSteps, guidance, only,
@@ -54,7 +56,7 @@ public static class BenchCommand
             int b = parse.GetValue(batch), nRuns = parse.GetValue(runs), steps = parse.GetValue(sampleSteps);
             if (b < 1 || nWarm < 0 || nRuns < 1 || steps < 1) throw new LdmException("--batch-size, --runs and --sample-steps must be at least 1 and --warmup-runs at least 0.");
             string what = parse.GetValue(only)!.ToLowerInvariant();
-            if (what is not ("train" or "sample" or "both")) throw new LdmException($"--only '{what}' is unknown; use train, sample or both.");
+            if (what is not ("train" or "sample" or "both" or "cost")) throw new LdmException($"--only '{what}' is unknown; use train, sample, both or cost.");
             bool unet = TrainCommand.ParseBackbone(parse.GetValue(backbone)!) == UNetConfig.BackboneKind;
             static bool Given(System.CommandLine.ParseResult p, Option o) => p.GetResult(o) is { Implicit: false };
             if (unet && new Option[] { preset, block }.FirstOrDefault(o => Given(parse, o)) is { } t)
@@ -65,9 +67,18 @@ public static class BenchCommand
                 ? UNetPresets.Create(parse.GetValue(unetPreset)!, parse.GetValue(inputSize), parse.GetValue(channels), nClasses).Validate()
                 : TransformerConfig.FromPreset(parse.GetValue(preset)!, parse.GetValue(inputSize), parse.GetValue(channels), nClasses,
                     TrainCommand.ParseBlock(parse.GetValue(block)!));
+            // A UNet is shown beside the Transformer preset it is sized against, on the same input (default in-context block).
+            var peer = unet
+                ? TransformerConfig.FromPreset(UNetPresets.SizedLike(parse.GetValue(unetPreset)!), parse.GetValue(inputSize), parse.GetValue(channels), nClasses)
+                : null;
+            if (what == "cost")
+            {
+                PrintCost(cfg, peer);
+                return 0;
+            }
             var info = new DenoiserInfo(cfg, new DiffusionConfig { LearnSigma = cfg.LearnSigma }, DataSpace.Latent, []);
             var result = Run(info, b, computeDtype, nWarm, nRuns, steps, parse.GetValue(guidance), what, device);
-            Print(result);
+            Print(result, peer);
             return 0;
         });
         return command;
@@ -148,16 +159,45 @@ public static class BenchCommand
                 p.copy_(torch.randn(p.shape, generator: g) * (p.dim() > 1 ? 1.0 / Math.Sqrt(p.shape[1]) : 0.05));
     }
 
-    static void Print(BenchResult r)
+    /// <summary>The model row: architecture, input and parameters.</summary>
+    static string ModelLine(IBackboneConfig c, long parameters) =>
+        $"{TrainCommand.Describe(c)} on {c.InputSize}x{c.InputSize}x{c.InChannels}, {c.NumClasses} classes, learn sigma {c.LearnSigma} ({parameters:N0} parameters)";
+
+    /// <summary>The cost row: forward GFLOPs per image (the attention products' share), training ≈ 3× forward.</summary>
+    static string CostLine(ModelCost cost) =>
+        $"{cost.Parameters:N0} parameters; forward {cost.ForwardGFlops:F2} GFLOPs per image (attention QK/AV {cost.AttentionFlops / 1e9:F2}), "
+        + $"training {cost.TrainingGFlopsPerImage:F2} GFLOPs per image (3x forward)";
+
+    /// <summary>Rows for the model and, for a UNet, the Transformer preset it is sized against.</summary>
+    static void AddCostRows(Table table, IBackboneConfig c, TransformerConfig? peer)
+    {
+        table.AddRow("cost per image", Markup.Escape(CostLine(ModelCost.Of(c))));
+        if (peer is null) return;
+        var peerCost = ModelCost.Of(peer);
+        table.AddRow("beside: transformer", Markup.Escape(ModelLine(peer, peerCost.Parameters)));
+        table.AddRow("beside: cost per image", Markup.Escape(CostLine(peerCost)));
+    }
+
+    /// <summary>`--only cost`: the cost rows, counted from the configs (nothing built).</summary>
+    static void PrintCost(IBackboneConfig c, TransformerConfig? peer)
+    {
+        var table = new Table().AddColumn("measure").AddColumn("value");
+        table.AddRow("model", Markup.Escape(ModelLine(c, ModelCost.Of(c).Parameters)));
+        AddCostRows(table, c, peer);
+        AnsiConsole.Write(table);
+    }
+
+    static void Print(BenchResult r, TransformerConfig? peer)
     {
         var c = r.Config;
         var table = new Table().AddColumn("measure").AddColumn("value");
-        table.AddRow("model", Markup.Escape($"{TrainCommand.Describe(c)} on {c.InputSize}x{c.InputSize}x{c.InChannels}, {c.NumClasses} classes, learn sigma {c.LearnSigma} ({r.Parameters:N0} parameters)"));
+        table.AddRow("model", Markup.Escape(ModelLine(c, r.Parameters)));
+        AddCostRows(table, c, peer);
         table.AddRow("batch, dtype, threads", Markup.Escape($"{r.Batch}, {r.Dtype}, {r.Threads}; {r.Allocator}"));
         if (r.TrainStepsPerSec is double tps)
-            table.AddRow("training steps/s", Markup.Escape($"{tps:F3} ({tps * r.Batch:F1} images/s); runs {string.Join(" ", r.TrainTimes!.Select(x => $"{x:F3}s"))}"));
+            table.AddRow("training steps/s", Markup.Escape($"{tps:F3} ({tps * r.Batch:F1} images/s, {tps * r.Batch * ModelCost.Of(c).TrainingGFlopsPerImage:F1} GFLOP/s at 3x forward); runs {string.Join(" ", r.TrainTimes!.Select(x => $"{x:F3}s"))}"));
         if (r.SampleImagesPerSec is double ips)
-            table.AddRow("sampling images/s", Markup.Escape($"{ips:F3} at {r.SampleSteps} ddim steps, guidance {r.GuidanceScale} ({ips * r.SampleSteps:F2} image-steps/s); runs {string.Join(" ", r.SampleTimes!.Select(x => $"{x:F3}s"))}"));
+            table.AddRow("sampling images/s", Markup.Escape($"{ips:F3} at {r.SampleSteps} ddim steps, guidance {r.GuidanceScale} ({ips * r.SampleSteps:F2} image-steps/s, {ips * r.SampleSteps * (r.GuidanceScale == 1 ? 1 : 2) * ModelCost.Of(c).ForwardGFlops:F1} GFLOP/s); runs {string.Join(" ", r.SampleTimes!.Select(x => $"{x:F3}s"))}"));
         if (r.Bf16MaxAbsDiff is double d)
             table.AddRow("bf16 vs float32", Markup.Escape($"model output max |diff| {d:G3} ({r.Bf16RelDiff:P2} of max |output|); {r.SampleSteps}-step samples (unclipped latents of a random-weight model) max |diff| {r.Bf16SampleMaxAbsDiff:G3} of max |sample| {r.SampleMaxAbs:G3} ({r.Bf16SampleMaxAbsDiff / r.SampleMaxAbs:P2})"));
         table.AddRow("peak resident memory", $"{r.PeakRssBytes / 1048576.0:F0} MiB");

@@ -22,7 +22,8 @@ namespace LatentDiffusion.Cli.Commands;
 public static class TrainCommand
 {
     public sealed record ModelChoice(string Preset, BlockType Block, bool LongSkips, int? HiddenSize, int? Depth, int? NumHeads, int? PatchSize, bool LearnSigma,
-        string Prediction = "eps", string Backbone = "transformer", UNetChoice? UNet = null);
+        string Prediction = "eps", string Backbone = "transformer", UNetChoice? UNet = null, string NoiseSchedule = "linear", double? BetaStart = null,
+        double? BetaEnd = null);
 
     /// <summary>UNet size (<c>--backbone unet</c>): a preset of <see cref="UNetPresets"/> and optional overrides.</summary>
     public sealed record UNetChoice(string Preset = "UNet-S", int? ModelChannels = null, int[]? ChannelMult = null, int? NumResBlocks = null,
@@ -216,7 +217,8 @@ public static class TrainCommand
             ? $"captions ({t.Tokenizer} tokenizer, {t.VocabSize} tokens, {t.MaxTokens} positions, caption dropout {t.DropoutProb})"
             : $"{dataset.NumClasses} classes";
         string prediction = info.Diffusion.PredictV ? "v" : info.Diffusion.PredictXstart ? "x0" : "eps";
-        Console.WriteLine($"model: {Describe(cfg)} on {info.Space.ToString().ToLowerInvariant()} {cfg.InputSize}x{cfg.InputSize}x{cfg.InChannels} ({parameters / 1e6:F2}M parameters), predicts {prediction}{(cfg.LearnSigma ? " and sigma" : "")}; data: {dataset.Count} {(dataset.IsLatent ? "latents" : "images")}, {conditioning} from {dataset.Source}");
+        var cost = ModelCost.Of(cfg);
+        Console.WriteLine($"model: {Describe(cfg)} on {info.Space.ToString().ToLowerInvariant()} {cfg.InputSize}x{cfg.InputSize}x{cfg.InChannels} ({parameters / 1e6:F2}M parameters; {ModelCost.FormatFlops(cost.ForwardFlops)} forward per image, {ModelCost.FormatFlops(cost.TrainingFlopsPerImage * options.BatchSize)} per training step of {options.BatchSize}), predicts {prediction}{(cfg.LearnSigma ? " and sigma" : "")} on {ScheduleText(info.Diffusion)}; data: {dataset.Count} {(dataset.IsLatent ? "latents" : "images")}, {conditioning} from {dataset.Source}");
         if (trainer.ResumedFromStep is long from) Console.WriteLine($"resuming {runDir} at step {from}");
         if (sampleGrids) trainer.OnSample = (step, ema) =>
         {
@@ -248,14 +250,27 @@ public static class TrainCommand
         Console.WriteLine($"model (EMA weights): {Path.Combine(runDir, DiffusionTrainer.ModelFile)}; metrics: {metrics}; loss curve: {curve}");
     }
 
-    /// <summary>The diffusion process of a new model: DiT's, with the chosen prediction target and variance.</summary>
-    internal static DiffusionConfig DiffusionFor(ModelChoice m) => m.Prediction.Trim().ToLowerInvariant() switch
+    /// <summary>The noise schedule in words: <c>the linear schedule</c>, <c>the scaled-linear schedule (betas 0.0015 to 0.0195)</c>.</summary>
+    static string ScheduleText(DiffusionConfig d) =>
+        $"the {d.Schedule} schedule" + (d.BetaStart is { } start && d.BetaEnd is { } end
+            ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $" (betas {start} to {end})") : "");
+
+    /// <summary>
+    /// The diffusion process of a new model: DiT's 1000 steps with the chosen prediction target, variance and noise
+    /// schedule; a scaled-linear schedule is stored with both ends written out. Bad schedule settings are
+    /// <see cref="LdmOptionException"/>s that read as --noise-schedule, --beta-start, --beta-end.
+    /// </summary>
+    internal static DiffusionConfig DiffusionFor(ModelChoice m)
     {
-        "eps" or "epsilon" => new DiffusionConfig { LearnSigma = m.LearnSigma },
-        "v" or "v-prediction" or "v_prediction" => new DiffusionConfig { LearnSigma = m.LearnSigma, PredictV = true },
-        "x0" or "sample" or "xstart" => new DiffusionConfig { LearnSigma = m.LearnSigma, PredictXstart = true },
-        _ => throw new LdmException($"--prediction '{m.Prediction}' is unknown; use eps (DiT's), v or x0."),
-    };
+        var target = m.Prediction.Trim().ToLowerInvariant() switch
+        {
+            "eps" or "epsilon" => new DiffusionConfig { LearnSigma = m.LearnSigma },
+            "v" or "v-prediction" or "v_prediction" => new DiffusionConfig { LearnSigma = m.LearnSigma, PredictV = true },
+            "x0" or "sample" or "xstart" => new DiffusionConfig { LearnSigma = m.LearnSigma, PredictXstart = true },
+            _ => throw new LdmException($"--prediction '{m.Prediction}' is unknown; use eps (DiT's), v or x0."),
+        };
+        return (target with { Schedule = m.NoiseSchedule, BetaStart = m.BetaStart, BetaEnd = m.BetaEnd }).WithExplicitSchedule();
+    }
 
     internal static (Option[] options, Func<System.CommandLine.ParseResult, ModelChoice> read) ModelOptions()
     {
@@ -269,6 +284,9 @@ public static class TrainCommand
         var noSigma = new Option<bool>("--no-learn-sigma") { Description = "Fixed variance and plain ε-MSE loss instead of DiT's learned sigma." };
         var prediction = new Option<string>("--prediction") { Description = "What the model predicts: eps (DiT's noise), v (velocity) or x0.", DefaultValueFactory = _ => "eps" };
         var backbone = new Option<string>("--backbone") { Description = "The denoiser: transformer (sized by --preset ...) or unet (the LDM UNet, sized by --unet-preset ...).", DefaultValueFactory = _ => "transformer" };
+        var schedule = new Option<string>("--noise-schedule") { Description = $"Beta schedule: linear (DiT's), cosine (improved DDPM) or {Diffusion.NoiseSchedule.ScaledLinearName} (LDM's and Stable Diffusion's; ends from --beta-start, --beta-end).", DefaultValueFactory = _ => "linear" };
+        var betaStart = new Option<double?>("--beta-start") { Description = $"{Diffusion.NoiseSchedule.ScaledLinearName} only: the first beta (default {Diffusion.NoiseSchedule.ScaledLinearDefaultStart}, LDM's; Stable Diffusion: 0.00085)." };
+        var betaEnd = new Option<double?>("--beta-end") { Description = $"{Diffusion.NoiseSchedule.ScaledLinearName} only: the last beta (default {Diffusion.NoiseSchedule.ScaledLinearDefaultEnd}, LDM's; Stable Diffusion: 0.012)." };
         var unetPreset = new Option<string>("--unet-preset") { Description = $"UNet size ({string.Join(", ", UNetPresets.Names)}; --backbone unet).", DefaultValueFactory = _ => "UNet-S" };
         var modelChannels = new Option<int?>("--model-channels") { Description = "UNet: override the preset's base width (a multiple of 32)." };
         var channelMult = new Option<string?>("--channel-mult") { Description = "UNet: override the preset's width per level, e.g. 1,2,4 (one level per entry)." };
@@ -276,7 +294,7 @@ public static class TrainCommand
         var attnRes = new Option<string?>("--attention-resolutions") { Description = "UNet: override the downsampling factors with attention, e.g. 2,4 (none: the middle block only)." };
         Option[] transformerOnly = [preset, block, longSkips, hidden, depth, heads, patch];
         Option[] unetOnly = [unetPreset, modelChannels, channelMult, numResBlocks, attnRes];
-        return ([preset, block, longSkips, hidden, depth, heads, patch, noSigma, prediction, backbone, unetPreset, modelChannels, channelMult, numResBlocks, attnRes], p =>
+        return ([preset, block, longSkips, hidden, depth, heads, patch, noSigma, prediction, schedule, betaStart, betaEnd, backbone, unetPreset, modelChannels, channelMult, numResBlocks, attnRes], p =>
         {
             bool unet = ParseBackbone(p.GetValue(backbone)!) == UNetConfig.BackboneKind;
             static bool Given(System.CommandLine.ParseResult p, Option o) => p.GetResult(o) is { Implicit: false };
@@ -285,12 +303,15 @@ public static class TrainCommand
             if (!unet && unetOnly.FirstOrDefault(o => Given(p, o)) is { } u)
                 throw new LdmException($"{u.Name} applies to the UNet; add --backbone unet, or size the Transformer with --preset, --hidden-size, --depth, --num-heads, --patch-size.");
             if (unet) UNetPresets.Get(p.GetValue(unetPreset)!);   // an unknown preset fails before the data is read
-            return new ModelChoice(
+            var choice = new ModelChoice(
                 p.GetValue(preset)!, ParseBlock(p.GetValue(block)!), p.GetValue(longSkips), p.GetValue(hidden), p.GetValue(depth),
                 p.GetValue(heads), p.GetValue(patch), !p.GetValue(noSigma), p.GetValue(prediction)!,
                 unet ? UNetConfig.BackboneKind : "transformer",
                 unet ? new UNetChoice(p.GetValue(unetPreset)!, p.GetValue(modelChannels), IntList(p.GetValue(channelMult), "--channel-mult"),
-                    p.GetValue(numResBlocks), IntList(p.GetValue(attnRes), "--attention-resolutions")) : null);
+                    p.GetValue(numResBlocks), IntList(p.GetValue(attnRes), "--attention-resolutions")) : null,
+                p.GetValue(schedule)!, p.GetValue(betaStart), p.GetValue(betaEnd));
+            DiffusionFor(choice);   // a bad prediction target or schedule fails before the data is read
+            return choice;
         });
     }
 

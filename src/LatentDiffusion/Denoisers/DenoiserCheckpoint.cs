@@ -34,10 +34,15 @@ public static class DenoiserCheckpoint
         IReadOnlyDictionary<string, string>? extra = null) =>
         ModelCheckpoint.Save(path, info.Backbone.Kind, ToJson(info), model, storageDtype, Metadata(info, extra));
 
-    /// <summary>The extra metadata plus, for a word-vocabulary text model, its vocabulary.</summary>
+    /// <summary>
+    /// The extra metadata plus the backbone's cost (<see cref="ModelCost.ParametersKey"/>,
+    /// <see cref="ModelCost.ForwardFlopsKey"/>: informative, recomputed from the config on every save, never read back
+    /// to build the model, so files without them load the same) and, for a word-vocabulary text model, its vocabulary.
+    /// </summary>
     public static Dictionary<string, string> Metadata(DenoiserInfo info, IReadOnlyDictionary<string, string>? extra = null)
     {
         var all = extra?.ToDictionary(kv => kv.Key, kv => kv.Value) ?? new Dictionary<string, string>();
+        foreach (var (key, value) in ModelCost.Of(info.Backbone).ToMetadata()) all[key] = value;
         if (info.Backbone.Text is not null && info.TextTokenizer is WordVocabulary vocabulary)
             all[WordVocabulary.MetadataKey] = vocabulary.ToJson();
         return all;

@@ -41,8 +41,12 @@ public static class UNetConversion
     /// <param name="output">The denoiser file to write.</param>
     /// <param name="storageDtype">Storage dtype of the floats (null: as read).</param>
     /// <param name="ema">Take the EMA weights of a CompVis checkpoint (<c>model_ema.*</c>) instead of <c>model.diffusion_model.*</c>.</param>
+    /// <param name="diffusion">The diffusion process the model was trained with, e.g. LDM's scaled-linear schedule with the
+    /// yaml's <c>linear_start</c>/<c>linear_end</c> (its learn_sigma must match the config's); null: our default (1000
+    /// steps of DiT's linear schedule).</param>
     /// <returns>The config that was written.</returns>
-    public static UNetConfig Convert(string input, UNetConfig config, string output, ScalarType? storageDtype = null, bool ema = false)
+    public static UNetConfig Convert(string input, UNetConfig config, string output, ScalarType? storageDtype = null, bool ema = false,
+        DiffusionConfig? diffusion = null)
     {
         var all = IO.CheckpointImport.LoadAny(input);
         var taken = new Dictionary<string, Tensor>();
@@ -67,9 +71,9 @@ public static class UNetConversion
                 }
             }
             IO.StateDict.Load(model, taken, input);
-            // The diffusion of the file: our default (1000 steps); LDM's own schedule is not part of this conversion.
-            var diffusion = new DiffusionConfig { LearnSigma = config.LearnSigma };
-            var info = new DenoiserInfo(config, diffusion, config.InChannels == 3 ? DataSpace.Pixel : DataSpace.Latent, []);
+            // The weights do not show the schedule they were trained with: the caller's, else our default.
+            var process = diffusion?.WithExplicitSchedule() ?? new DiffusionConfig { LearnSigma = config.LearnSigma };
+            var info = new DenoiserInfo(config, process, config.InChannels == 3 ? DataSpace.Pixel : DataSpace.Latent, []).Check($"'{output}'");
             DenoiserCheckpoint.Save(output, model, info, storageDtype,
                 new Dictionary<string, string> { ["ldm.converted_from"] = Path.GetFileName(input) });
             return config;

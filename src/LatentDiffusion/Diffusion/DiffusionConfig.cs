@@ -13,8 +13,20 @@ public sealed record DiffusionConfig
     /// <summary>Steps T of the original (training) process.</summary>
     [JsonPropertyName("steps")] public int Steps { get; init; } = 1000;
 
-    /// <summary><c>linear</c> or <c>cosine</c>, see <see cref="NoiseSchedule"/>.</summary>
+    /// <summary><c>linear</c> (DiT's), <c>cosine</c> or <c>scaled-linear</c> (LDM's, with <see cref="BetaStart"/> and
+    /// <see cref="BetaEnd"/>), see <see cref="NoiseSchedule"/>.</summary>
     [JsonPropertyName("schedule")] public string Schedule { get; init; } = "linear";
+
+    /// <summary>
+    /// β_1 of the scaled-linear schedule (CompVis <c>linear_start</c>, diffusers <c>beta_start</c>); null = LDM's 0.0015.
+    /// Only with scaled-linear; left out of the JSON when null, so configs of the other schedules read as before.
+    /// </summary>
+    [JsonPropertyName("beta_start"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? BetaStart { get; init; }
+
+    /// <summary>β_T of the scaled-linear schedule (CompVis <c>linear_end</c>, diffusers <c>beta_end</c>); null = LDM's 0.0195.</summary>
+    [JsonPropertyName("beta_end"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? BetaEnd { get; init; }
 
     /// <summary>The model also outputs a per-element value in [-1, 1] that interpolates the log variance (improved DDPM).</summary>
     [JsonPropertyName("learn_sigma")] public bool LearnSigma { get; init; } = true;
@@ -46,11 +58,29 @@ public sealed record DiffusionConfig
             ? this with { TimestepRespacing = samplingSteps.ToString(System.Globalization.CultureInfo.InvariantCulture) }
             : throw new LdmOptionException("SamplingOptions", "Steps", samplingSteps, "be at least 1", "50 is usual");
 
-    /// <summary>Checks every field; throws <see cref="LdmException"/> naming the bad one.</summary>
+    /// <summary>The betas β_1..β_T of this process's schedule (before any respacing).</summary>
+    public double[] Betas() => NoiseSchedule.Betas(Schedule, Steps, BetaStart, BetaEnd);
+
+    /// <summary>
+    /// The same process with the schedule's canonical name and, for scaled-linear, both ends written out (the defaults
+    /// filled in), so a file states every number of its schedule. Validates first.
+    /// </summary>
+    public DiffusionConfig WithExplicitSchedule()
+    {
+        Validate();
+        var (start, end) = NoiseSchedule.Ends(Schedule, BetaStart, BetaEnd);
+        return this with { Schedule = NoiseSchedule.Canonical(Schedule), BetaStart = start, BetaEnd = end };
+    }
+
+    /// <summary>Checks every field; throws <see cref="LdmException"/> naming the bad one (an
+    /// <see cref="LdmOptionException"/> for the schedule and its ends).</summary>
     public void Validate()
     {
         if (Steps < 2) throw new LdmException($"diffusion steps must be at least 2, got {Steps}; use 1000 as DiT does.");
-        NoiseSchedule.Canonical(Schedule);
+        if (NoiseSchedule.TryCanonical(Schedule) is null)
+            throw new LdmOptionException(nameof(DiffusionConfig), nameof(Schedule), Schedule, $"be one of {string.Join(", ", NoiseSchedule.Names)}",
+                "linear is DiT's, scaled-linear LDM's" + NoiseSchedule.SqrtLinearNote(Schedule));
+        NoiseSchedule.Ends(Schedule, BetaStart, BetaEnd);
         if (PredictV && PredictXstart) throw new LdmException("predict_v and predict_xstart are both set; a model predicts one target, choose one.");
         Diffusion.TimestepRespacing.KeptTimesteps(TimestepRespacing, Steps);
     }

@@ -77,7 +77,7 @@ public sealed class GaussianDiffusion
         TimestepMap = timestepMap;
 
         if (betas.Any(b => !(b > 0 && b <= 1)))
-            throw new LdmException("the noise schedule has a beta outside (0, 1]; use the 'linear' or 'cosine' schedule with at least 2 steps.");
+            throw new LdmException("the noise schedule has a beta outside (0, 1]; use a named schedule (linear, cosine, scaled-linear) with at least 2 steps.");
         int n = betas.Length;
         NumTimesteps = n;
         Betas = betas;
@@ -112,7 +112,7 @@ public sealed class GaussianDiffusion
     static double[] RespacedBetas(DiffusionConfig config, out long[] timestepMap)
     {
         config.Validate();
-        var baseBetas = NoiseSchedule.Betas(config.Schedule, config.Steps);
+        var baseBetas = config.Betas();
         timestepMap = TimestepRespacing.KeptTimesteps(config.TimestepRespacing, config.Steps);
         // Keep ᾱ at the kept timesteps: β'_i = 1 − ᾱ[t_i] / ᾱ[t_{i−1}].
         var kept = timestepMap.ToHashSet();

@@ -31,6 +31,11 @@ public interface IBackboneConfig
     void Check();
     /// <summary>A new network of this config, its weights initialised deterministically from <paramref name="seed"/>.</summary>
     DenoiserNetwork Build(long seed = 0);
+    /// <summary>
+    /// Parameters and forward FLOPs of one image through the network of this config, counted from its layer shapes
+    /// without building it (see <see cref="ModelCost"/> for what is counted). The parameters equal the built network's.
+    /// </summary>
+    ModelCost Cost();
     /// <summary>The config as a JSON object text (snake_case keys).</summary>
     string ToJson();
 }

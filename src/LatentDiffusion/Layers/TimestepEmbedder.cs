@@ -12,9 +12,12 @@ internal sealed class TimestepEmbedder : nn.Module<Tensor, Tensor>
 {
     private readonly Sequential mlp;
 
+    /// <summary>Width of the sinusoidal features DiT feeds the MLP (its default).</summary>
+    public const int DefaultFrequencyEmbeddingSize = 256;
+
     public int FrequencyEmbeddingSize { get; }
 
-    public TimestepEmbedder(int hiddenSize, int frequencyEmbeddingSize = 256) : base(nameof(TimestepEmbedder))
+    public TimestepEmbedder(int hiddenSize, int frequencyEmbeddingSize = DefaultFrequencyEmbeddingSize) : base(nameof(TimestepEmbedder))
     {
         FrequencyEmbeddingSize = frequencyEmbeddingSize;
         mlp = nn.Sequential(

@@ -71,6 +71,7 @@ public sealed record TransformerConfig : IBackboneConfig
 
     void IBackboneConfig.Check() => Validate();
     DenoiserNetwork IBackboneConfig.Build(long seed) => new DiffusionTransformer(this, seed);
+    ModelCost IBackboneConfig.Cost() => TransformerCost.Of(this);
 
     /// <summary>Throws <see cref="LdmException"/> with the problem and the fix if no model can be built from this config.</summary>
     public TransformerConfig Validate()

@@ -85,6 +85,7 @@ public sealed record UNetConfig : IBackboneConfig
 
     void IBackboneConfig.Check() => Validate();
     DenoiserNetwork IBackboneConfig.Build(long seed) => new UNetModel(this, seed);
+    ModelCost IBackboneConfig.Cost() => UNetCost.Of(this);
 
     static LdmException Bad(string property, object? value, string requirement, string? hint = null) =>
         new LdmOptionException(nameof(UNetConfig), property, value, requirement, hint);

@@ -9,10 +9,10 @@ namespace LatentDiffusion.UNets;
 /// </summary>
 public static class UNetPresets
 {
-    static readonly (string name, int modelChannels, int[] channelMult, int numResBlocks, int[] attentionResolutions)[] Sizes =
+    static readonly (string name, int modelChannels, int[] channelMult, int numResBlocks, int[] attentionResolutions, string sizedLike)[] Sizes =
     [
-        ("UNet-S", 64, [1, 2, 4], 3, [2, 4]),
-        ("UNet-B", 128, [1, 2, 4], 3, [2, 4]),
+        ("UNet-S", 64, [1, 2, 4], 3, [2, 4], "S/2"),
+        ("UNet-B", 128, [1, 2, 4], 3, [2, 4], "B/2"),
     ];
 
     /// <summary>Channels per attention head in every preset.</summary>
@@ -25,11 +25,20 @@ public static class UNetPresets
     /// and case are optional); unknown names throw <see cref="LdmException"/>.</summary>
     public static (int modelChannels, int[] channelMult, int numResBlocks, int[] attentionResolutions) Get(string name)
     {
+        var s = Find(name);
+        return (s.modelChannels, [.. s.channelMult], s.numResBlocks, [.. s.attentionResolutions]);
+    }
+
+    /// <summary>The Transformer preset a UNet preset is sized against (<c>UNet-S</c> → <c>S/2</c>, <c>UNet-B</c> → <c>B/2</c>),
+    /// for comparisons on the same input; unknown names throw <see cref="LdmException"/>.</summary>
+    public static string SizedLike(string name) => Find(name).sizedLike;
+
+    static (string name, int modelChannels, int[] channelMult, int numResBlocks, int[] attentionResolutions, string sizedLike) Find(string name)
+    {
         string key = (name ?? "").Trim();
         if (key.StartsWith("UNet-", StringComparison.OrdinalIgnoreCase) || key.StartsWith("UNet/", StringComparison.OrdinalIgnoreCase)) key = key[5..];
         foreach (var s in Sizes)
-            if (string.Equals(s.name[5..], key, StringComparison.OrdinalIgnoreCase))
-                return (s.modelChannels, [.. s.channelMult], s.numResBlocks, [.. s.attentionResolutions]);
+            if (string.Equals(s.name[5..], key, StringComparison.OrdinalIgnoreCase)) return s;
         throw new LdmException($"unknown UNet preset '{name}'; use one of {string.Join(", ", Names)}.");
     }
 
