@@ -158,4 +158,23 @@ public sealed class StudyTests : IDisposable
         Assert.Equal(2.0, spread.Mean);
         Assert.Equal(Math.Sqrt(2), spread.StdDev, 12);
     }
+
+    /// <summary>Under equal FLOPs a model half as costly trains twice the steps and is evaluated at the same fractions of its budget.</summary>
+    [Fact]
+    public void EqualFlopsBudgetsScaleStepsInverselyToTheForwardCost()
+    {
+        var small = new StudyConfiguration("small", TinyModels.Info(TinyModels.Config(size: 16) with { Depth = 1 }));
+        var large = new StudyConfiguration("large", TinyModels.Info(TinyModels.Config(size: 16) with { Depth = 2 }));
+        var options = new StudyOptions { Training = new DiffusionTrainingOptions { Steps = 100, BatchSize = 4 }, EvaluateEvery = 50, Budget = StudyBudget.EqualFlops };
+        var plans = StudyPlan.For([large, small], options);
+        double ratio = plans[0].Cost.ForwardFlops / plans[1].Cost.ForwardFlops;
+        Assert.True(ratio > 1.3, $"depth 2 should cost clearly more than depth 1, ratio {ratio}");
+        Assert.Equal(100, plans[0].Steps);
+        Assert.Equal((long)Math.Round(100 * ratio), plans[1].Steps);
+        Assert.Equal([50L, 100L], plans[0].EvaluationSteps);
+        Assert.Equal([(long)Math.Round(plans[1].Steps / 2.0), plans[1].Steps], plans[1].EvaluationSteps);
+        Assert.Equal(plans[0].TrainingFlopsAt(100, 4), plans[1].TrainingFlopsAt(plans[1].Steps, 4), 0.01 * plans[0].TrainingFlopsAt(100, 4));
+        var equalSteps = StudyPlan.For([large, small], options with { Budget = StudyBudget.EqualSteps, EvaluateEvery = 40 });
+        Assert.All(equalSteps, p => Assert.Equal([40L, 80L, 100L], p.EvaluationSteps));
+    }
 }

@@ -63,7 +63,7 @@ public static class StudyCommand
                 Study.CheckConfigurations(configurations);
                 foreach (var plan in StudyPlan.For(configurations, options))
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"{plan.Configuration.Name}: {TrainCommand.Describe(plan.Configuration.Model.Backbone)}; {plan.Cost.Parameters / 1e6:F3}M parameters, {plan.Cost.ForwardFlops / 1e9:F4} forward GFLOPs/image; {plan.Steps} steps, evaluated at {string.Join(", ", plan.EvaluationSteps)}"));
+                        $"{plan.Configuration.Name}: {TrainCommand.Describe(plan.Configuration.Model.Backbone)}; {plan.Cost.Parameters / 1e6:F3}M parameters, {plan.Cost.ForwardFlops / 1e9:G4} forward GFLOPs/image; {plan.Steps} steps, evaluated at {string.Join(", ", plan.EvaluationSteps)}"));
                 return 0;
             }
             using var evaluator = CreateEvaluator(s, parse.GetValue(samples), text, set);
@@ -73,7 +73,7 @@ public static class StudyCommand
             Console.WriteLine($"study: {s}; {study.Results.Records.Count} of {study.EvaluationCount} evaluations done; measuring {study.EvaluatorDescription}");
             foreach (var plan in study.Plans)
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"  {plan.Configuration.Name}: {TrainCommand.Describe(plan.Configuration.Model.Backbone)}; {plan.Cost.Parameters / 1e6:F3}M parameters, {plan.Cost.ForwardFlops / 1e9:F4} GFLOPs/image, {plan.Steps} steps"));
+                    $"  {plan.Configuration.Name}: {TrainCommand.Describe(plan.Configuration.Model.Backbone)}; {plan.Cost.Parameters / 1e6:F3}M parameters, {plan.Cost.ForwardFlops / 1e9:G4} GFLOPs/image, {plan.Steps} steps"));
             string title = s.Description.Length > 0 ? s.Description : $"Study {Path.GetFileNameWithoutExtension(s.Path)}";
             WriteReport(study, title);
             var reached = new Dictionary<(string, long), long>();
