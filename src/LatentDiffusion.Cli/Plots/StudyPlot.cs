@@ -9,7 +9,7 @@ namespace LatentDiffusion.Cli.Plots;
 /// </summary>
 public static class StudyPlot
 {
-    /// <summary>Writes the plot to <paramref name="pngPath"/> (atomically); <paramref name="byFlops"/>: x is training PFLOPs, else steps.</summary>
+    /// <summary>Writes the plot to <paramref name="pngPath"/> (atomically); <paramref name="byFlops"/>: x is training TFLOPs, else steps.</summary>
     public static void Save(string pngPath, Study study, StudyMetric metric, bool byFlops, int width = 800, int height = 450)
     {
         var plot = new ScottPlot.Plot();
@@ -20,7 +20,7 @@ public static class StudyPlot
             var color = palette.GetColor(i++);
             var records = study.Results.Records.Where(r => r.Configuration == plan.Configuration.Name && r.Metrics.ContainsKey(metric.Key)).ToList();
             if (records.Count == 0) continue;
-            double X(StudyRecord r) => byFlops ? plan.TrainingFlopsAt(r.Step, study.Options.Training.BatchSize) / 1e15 : r.Step;
+            double X(StudyRecord r) => byFlops ? plan.TrainingFlopsAt(r.Step, study.Options.Training.BatchSize) / 1e12 : r.Step;
             var points = plot.Add.ScatterPoints(records.Select(X).ToArray(), records.Select(r => r.Metrics[metric.Key]).ToArray(), color.WithAlpha(0.45));
             points.MarkerSize = 5;
             var means = records.GroupBy(r => r.Step).OrderBy(g => g.Key).Select(g => (x: X(g.First()), y: g.Average(r => r.Metrics[metric.Key]))).ToList();
@@ -29,7 +29,7 @@ public static class StudyPlot
             line.LegendText = plan.Configuration.Name;
         }
         plot.Title($"{metric.Label} ({(metric.LowerIsBetter ? "lower" : "higher")} is better)");
-        plot.XLabel(byFlops ? "training PFLOPs" : "training step");
+        plot.XLabel(byFlops ? "training TFLOPs" : "training step");
         plot.YLabel(metric.Label);
         plot.ShowLegend();
         AtomicFile.WriteAllBytes(pngPath, plot.GetImageBytes(width, height, ScottPlot.ImageFormat.Png));

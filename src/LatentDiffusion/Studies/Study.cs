@@ -155,7 +155,8 @@ public sealed class Study
     /// <summary>A grid with the same conditions and noise for every configuration: classes in turn, or the first distinct training captions.</summary>
     void SaveGrid(DiffusionPipeline pipeline, string path)
     {
-        int n = Options.GridImages, columns = (int)Math.Ceiling(Math.Sqrt(n));
+        // Class grids: one class per row (a square grid); text grids: rows of 8 captions.
+        int n = Options.GridImages, columns = pipeline.Condition == ConditionKind.Text ? Math.Min(8, n) : (int)Math.Ceiling(Math.Sqrt(n));
         var sampling = Options.Sampling with { BatchSize = Math.Min(Options.Sampling.BatchSize, n) };
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         if (pipeline.Condition == ConditionKind.Text)

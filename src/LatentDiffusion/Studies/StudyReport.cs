@@ -35,7 +35,7 @@ public static class StudyReport
 
         var rows = StudySummary.Of(study);
         var metrics = study.Metrics;
-        sb.Append("| configuration | parameters | forward GFLOPs / image | steps | training PFLOPs | seeds |");
+        sb.Append("| configuration | parameters | forward GFLOPs / image | steps | training TFLOPs | seeds |");
         foreach (var m in metrics) sb.Append($" {m.Label} ({(m.LowerIsBetter ? "lower" : "higher")} is better) |");
         sb.AppendLine(" training s / step | sampling images / s |");
         sb.Append("| --- | --- | --- | --- | --- | --- |");
@@ -45,7 +45,7 @@ public static class StudyReport
         {
             var row = rows.FirstOrDefault(r => r.Plan == plan);
             sb.Append($"| {plan.Configuration.Name} | {plan.Cost.Parameters / 1e6:F2} M | {F(plan.Cost.ForwardFlops / 1e9, "F4")} | {plan.Steps} | "
-                + $"{F(plan.TrainingFlopsAt(plan.Steps, o.Training.BatchSize) / 1e15, "F3")} | {(row is null ? "0" : row.Seeds.Count.ToString(CultureInfo.InvariantCulture))} of {o.Seeds.Count} |");
+                + $"{F(plan.TrainingFlopsAt(plan.Steps, o.Training.BatchSize) / 1e12, "G4")} | {(row is null ? "0" : row.Seeds.Count.ToString(CultureInfo.InvariantCulture))} of {o.Seeds.Count} |");
             foreach (var m in metrics)
                 sb.Append(row is not null && row.Metrics.TryGetValue(m.Key, out var s)
                     ? (row.Seeds.Count > 1 ? $" {Value(m, s.Mean)} ± {Value(m, s.StdDev)} ({Value(m, s.Min)}–{Value(m, s.Max)}) |" : $" {Value(m, s.Mean)} |")
