@@ -88,6 +88,11 @@ public sealed class StudyTests : IDisposable
         Assert.Equal(1, changed.ExitCode);
         Assert.Contains("planned with other settings", changed.Stderr);
 
+        // Seeds may be added after the saved ones, not replace them.
+        var otherSeed = CliTestHost.Run("study", Write(dir, Spec()), "--out", outDir, "--seeds", "1");
+        Assert.Equal(1, otherSeed.ExitCode);
+        Assert.Contains("(seeds)", otherSeed.Stderr);
+
         // A configuration added at the end trains alone; the others' results stay as they were.
         var grown = CliTestHost.Run("study", Write(dir, Spec(withThird: true)), "--out", outDir);
         Assert.True(grown.ExitCode == 0, grown.ToString());

@@ -81,7 +81,7 @@ public sealed class Study
         string plan = PlanJson();
         if (File.Exists(planPath) && FirstDifference(File.ReadAllText(planPath), plan) is { } difference)
             throw new LdmException($"the study in '{dir}' was planned with other settings ({difference}); a study may only gain configurations "
-                + "at the end of its list; choose another study folder, or delete that one to start again.");
+                + "or seeds at the end of its lists; choose another study folder, or delete that one to start again.");
         AtomicFile.WriteAllText(planPath, plan + "\n");
         Results = StudyResults.Open(dir);
     }
@@ -229,8 +229,8 @@ public sealed class Study
     }
 
     /// <summary>
-    /// What keeps a saved plan from being resumed with <paramref name="now"/>, or null: the shared settings must be equal
-    /// and every saved configuration must come back unchanged in its place; new configurations may follow them. Costs are
+    /// What keeps a saved plan from being resumed with <paramref name="now"/>, or null: the shared settings must be equal,
+    /// every saved configuration and seed must come back unchanged in its place; new ones may follow them. Costs are
     /// derived from the model and not compared.
     /// </summary>
     static string? FirstDifference(string saved, string now)
@@ -239,6 +239,11 @@ public sealed class Study
         var b = (JsonObject)JsonNode.Parse(now)!;
         foreach (var (key, value) in b)
         {
+            if (key == "seeds" && a[key] is JsonArray sa && value is JsonArray sb)
+            {
+                if (sa.Count > sb.Count || sa.Where((s, i) => !JsonNode.DeepEquals(s, sb[i])).Any()) return "seeds";
+                continue;
+            }
             if (key != "configurations") { if (!JsonNode.DeepEquals(a[key], value)) return $"\"{key}\""; continue; }
             if (a[key] is not JsonArray ca || value is not JsonArray cb) return "configurations";
             if (ca.Count > cb.Count) return $"{ca.Count} configurations then, {cb.Count} now";
