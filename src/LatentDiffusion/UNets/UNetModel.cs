@@ -1,4 +1,5 @@
 using LatentDiffusion.Diffusion;
+using LatentDiffusion.Layers;
 using LatentDiffusion.Text;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -189,7 +190,10 @@ public sealed class UNetModel : DenoiserNetwork
             h = output_blocks[i].forward(torch.cat([h, skips.Pop()], 1), emb, ctx, m);
             DebugTap?.Invoke($"output_blocks.{i}", h);
         }
-        h = @out.forward(h);
+        // out.2 has out_channels outputs (a few: the image or latent channels, twice with learned sigma), which libtorch's
+        // CPU conv backward gets wrong: see NarrowConv.
+        var normed = ((nn.Module<Tensor, Tensor>)@out[1]).forward(((nn.Module<Tensor, Tensor>)@out[0]).forward(h));
+        h = NarrowConv.Forward((Conv2d)@out[2], normed);
         DebugTap?.Invoke("out", h);
         return h.to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
