@@ -53,7 +53,7 @@ public class UNetTests : IDisposable
     [InlineData("channel_mult", 0)]
     [InlineData("num_heads", -1)]
     [InlineData("num_heads", 3)]
-    [InlineData("image_size", 9)]
+    [InlineData("image_size", 0)]
     [InlineData("out_channels", 5)]
     [InlineData("context_dim", 16)]
     [InlineData("num_classes", 0)]

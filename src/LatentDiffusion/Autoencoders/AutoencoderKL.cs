@@ -1,5 +1,6 @@
 using System.Globalization;
 using LatentDiffusion.IO;
+using LatentDiffusion.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

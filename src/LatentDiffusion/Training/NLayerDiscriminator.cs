@@ -1,4 +1,4 @@
-using LatentDiffusion.Autoencoders;
+using LatentDiffusion.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

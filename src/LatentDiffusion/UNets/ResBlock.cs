@@ -48,17 +48,25 @@ internal sealed class ResBlock : nn.Module<Tensor, Tensor, Tensor>
 
     static Tensor Layer(Sequential sequence, int index, Tensor x) => ((nn.Module<Tensor, Tensor>)sequence[index]).forward(x);
 
+    static Tensor Resample(nn.Module<Tensor, Tensor> resampler, Tensor x, long[]? upsampleTo) =>
+        resampler is Upsample up && upsampleTo is not null ? up.forward(x, upsampleTo) : resampler.forward(x);
+
     /// <param name="x">(N, C, H, W) features.</param>
     /// <param name="emb">(N, emb_channels) time (and label) embedding.</param>
-    public override Tensor forward(Tensor x, Tensor emb)
+    public override Tensor forward(Tensor x, Tensor emb) => forward(x, emb, null);
+
+    /// <param name="x">(N, C, H, W) features.</param>
+    /// <param name="emb">(N, emb_channels) time (and label) embedding.</param>
+    /// <param name="upsampleTo">For an up-sampling block, the (H, W) to reach (null: twice the input); ignored otherwise.</param>
+    public Tensor forward(Tensor x, Tensor emb, long[]? upsampleTo)
     {
         using var scope = NewDisposeScope();
         Tensor h;
         if (h_upd is not null)
         {
             h = Layer(in_layers, 1, Layer(in_layers, 0, x));
-            h = ((Conv2d)in_layers[2]).forward(h_upd.forward(h));
-            x = x_upd!.forward(x);
+            h = ((Conv2d)in_layers[2]).forward(Resample(h_upd, h, upsampleTo));
+            x = Resample(x_upd!, x, upsampleTo);
         }
         else h = in_layers.forward(x);
         var e = emb_layers.forward(emb).to(h.dtype).unsqueeze(-1).unsqueeze(-1);

@@ -28,14 +28,17 @@ internal sealed class TimestepEmbedSequential : nn.Module
     /// <param name="emb">(N, time_embed_dim) time (and label) embedding.</param>
     /// <param name="context">(N, L, context_dim) cross-attention context, or null.</param>
     /// <param name="mask">(N, L) bool mask of the context, or null.</param>
-    public Tensor forward(Tensor x, Tensor emb, Tensor? context, Tensor? mask)
+    /// <param name="upsampleTo">When this entry ends with an up-sampling layer, the (H, W) it brings the features to
+    /// (the size of the skip they meet next); null doubles them. Ignored by entries that do not up-sample.</param>
+    public Tensor forward(Tensor x, Tensor emb, Tensor? context, Tensor? mask, long[]? upsampleTo = null)
     {
         using var scope = NewDisposeScope();
         foreach (var layer in layers)
         {
             x = layer switch
             {
-                ResBlock res => res.forward(x, emb),
+                ResBlock res => res.forward(x, emb, upsampleTo),
+                Upsample up when upsampleTo is not null => up.forward(x, upsampleTo),
                 SpatialTransformer st => st.forward(x, context, mask),
                 nn.Module<Tensor, Tensor> plain => plain.forward(x),
                 _ => throw new InvalidOperationException($"unexpected UNet layer {layer.GetType().Name}"),

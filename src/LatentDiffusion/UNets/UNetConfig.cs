@@ -19,7 +19,12 @@ public sealed record UNetConfig : IBackboneConfig
     /// <summary>Always <see cref="BackboneKind"/>.</summary>
     [JsonIgnore] public string Kind => BackboneKind;
 
-    /// <summary>Side of the (square) input in latent or image pixels.</summary>
+    /// <summary>
+    /// Side of the (square) input in latent or image pixels: any size of at least 1. Each level after the first halves
+    /// it rounding up (7 → 4 → 2), so every level keeps at least one pixel, and the way up returns to the sizes of the
+    /// way down. Sizes not divisible by 2^(levels−1) are our extension: the official UNet needs them divisible
+    /// (docs/unet.md, "Input sizes"); for divisible sizes the two compute the same.
+    /// </summary>
     [JsonPropertyName("image_size")] public int ImageSize { get; init; } = 32;
     /// <summary>Channels of the input grid.</summary>
     [JsonPropertyName("in_channels")] public int InChannels { get; init; } = 4;
@@ -90,7 +95,12 @@ public sealed record UNetConfig : IBackboneConfig
     static LdmException Bad(string property, object? value, string requirement, string? hint = null) =>
         new LdmOptionException(nameof(UNetConfig), property, value, requirement, hint);
 
-    /// <summary>Throws <see cref="LdmException"/> with the problem and the fix if no model can be built from this config.</summary>
+    /// <summary>
+    /// Throws <see cref="LdmException"/> with the problem and the fix if no model can be built from this config.
+    /// <c>image_size</c> only has to be positive: every level must keep at least one pixel, and since each halving rounds
+    /// up (⌈n/2⌉) a positive size never reaches 0, at any depth. Sizes need not be divisible by 2^(levels−1) (our
+    /// extension beyond the official code, see <see cref="ImageSize"/>).
+    /// </summary>
     public UNetConfig Validate()
     {
         if (ImageSize < 1) throw Bad("image_size", ImageSize, "be positive", "the latent side, e.g. 32");
@@ -104,9 +114,6 @@ public sealed record UNetConfig : IBackboneConfig
             throw Bad("channel_mult", ChannelMult is null ? null : $"[{string.Join(",", ChannelMult)}]", "be a non-empty list of positive multipliers", "e.g. [1, 2, 4]");
         if (ChannelMult[0] != 1)
             throw Bad("channel_mult", $"[{string.Join(",", ChannelMult)}]", "start with 1 (the official output conv takes model_channels)");
-        int factor = 1 << (ChannelMult.Length - 1);
-        if (ImageSize % factor != 0)
-            throw Bad("image_size", ImageSize, $"be divisible by {factor} (one halving per level after the first of {ChannelMult.Length})", "use fewer levels or a larger input");
         if (AttentionResolutions is null || AttentionResolutions.Any(r => r < 1))
             throw Bad("attention_resolutions", null, "be a list of positive downsampling factors", "e.g. [4, 2] or []");
         if (Dropout < 0 || Dropout >= 1 || double.IsNaN(Dropout)) throw Bad("dropout", Dropout, "be in [0, 1)");

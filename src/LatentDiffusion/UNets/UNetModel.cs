@@ -1,4 +1,5 @@
 using LatentDiffusion.Diffusion;
+using LatentDiffusion.Layers;
 using LatentDiffusion.Text;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -153,8 +154,8 @@ public sealed class UNetModel : DenoiserNetwork
     Tensor Run(Tensor x, Tensor t, Tensor? context, Tensor? mask, Tensor? y, bool dropLabels)
     {
         var c = Config;
-        if (x.dim() != 4 || x.shape[1] != c.InChannels || x.shape[2] % (1 << (c.ChannelMult.Length - 1)) != 0 || x.shape[3] % (1 << (c.ChannelMult.Length - 1)) != 0)
-            throw new LdmException($"UNet input must be (N, {c.InChannels}, H, W) with H and W divisible by {1 << (c.ChannelMult.Length - 1)}, got [{string.Join(",", x.shape)}]; pass latents of the size the model was built for ({c.ImageSize}).");
+        if (x.dim() != 4 || x.shape[1] != c.InChannels || x.shape[2] < 1 || x.shape[3] < 1)
+            throw new LdmException($"UNet input must be (N, {c.InChannels}, H, W), got [{string.Join(",", x.shape)}]; pass latents of the shape the model was built for ({c.InChannels}×{c.ImageSize}×{c.ImageSize}).");
         if (t.dim() != 1 || t.shape[0] != x.shape[0])
             throw new LdmException($"timesteps must be a 1-D tensor with one entry per sample ({x.shape[0]}), got [{string.Join(",", t.shape)}]; pass t of shape (N).");
         if ((y is null) != (label_emb is null))
@@ -186,10 +187,17 @@ public sealed class UNetModel : DenoiserNetwork
         DebugTap?.Invoke("middle_block", h);
         for (int i = 0; i < output_blocks.Count; i++)
         {
-            h = output_blocks[i].forward(torch.cat([h, skips.Pop()], 1), emb, ctx, m);
+            var skip = skips.Pop();
+            // A block that ends its level up-samples to the size the way down had there: the size of the next skip.
+            // Twice the input for even sizes (the official layer); 4 → 7 where an odd side was halved to 4.
+            long[]? upsampleTo = skips.Count > 0 ? [skips.Peek().shape[2], skips.Peek().shape[3]] : null;
+            h = output_blocks[i].forward(torch.cat([h, skip], 1), emb, ctx, m, upsampleTo);
             DebugTap?.Invoke($"output_blocks.{i}", h);
         }
-        h = @out.forward(h);
+        // out.2 has out_channels outputs (a few: the image or latent channels, twice with learned sigma), which libtorch's
+        // CPU conv backward gets wrong: see NarrowConv.
+        var normed = ((nn.Module<Tensor, Tensor>)@out[1]).forward(((nn.Module<Tensor, Tensor>)@out[0]).forward(h));
+        h = NarrowConv.Forward((Conv2d)@out[2], normed);
         DebugTap?.Invoke("out", h);
         return h.to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
