@@ -32,4 +32,25 @@ public sealed class BenchCostCliTests
         Assert.Contains("32,963,360 parameters; forward 12.11 GFLOPs per image", text);   // DiT-S/2: 6.06 Gflops at one flop per multiply-add
         Assert.DoesNotContain("beside", text);
     }
+
+    /// <summary>--model benches a checkpoint's own architecture (a study's run, a converted model); preset options beside it are refused.</summary>
+    [Fact]
+    public void ModelCheckpoint_IsBenchedWithItsOwnArchitecture()
+    {
+        string dir = RepoPaths.NewTempDir("bench-model");
+        try
+        {
+            string path = TinyModels.SaveCheckpoint(dir);
+            var r = CliTestHost.Run("bench", "--model", path, "--only", "cost");
+            Assert.True(r.ExitCode == 0, r.ToString());
+            var cost = Diffusion.ModelCost.Of(TinyModels.Config());
+            Assert.Contains($"{cost.Parameters:N0} parameters; forward", Flat(r.Stdout));
+            var timed = CliTestHost.Run("bench", "--model", path, "--only", "train", "--runs", "1", "--warmup-runs", "0", "-b", "2");
+            Assert.True(timed.ExitCode == 0, timed.ToString());
+            var refused = CliTestHost.Run("bench", "--model", path, "--preset", "B/2");
+            Assert.Equal(1, refused.ExitCode);
+            Assert.Contains("--preset sizes a preset", refused.Stderr);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
 }

@@ -41,10 +41,11 @@ public static class BenchCommand
         var sampleSteps = new Option<int>("--sample-steps") { Description = "DDIM steps per timed sampling run.", DefaultValueFactory = _ => 10 };
         var guidance = new Option<double>("--guidance") { Description = "Guidance scale while sampling (not 1: doubled batch).", DefaultValueFactory = _ => 4.0 };
         var runtime = CommonOptions.Runtime();
+        var model = new Option<string?>("--model") { Description = "Bench the architecture and diffusion of this class-model checkpoint (e.g. a study's run) instead of a preset." };
         var only = new Option<string>("--only") { Description = "train, sample, both, or cost (parameters and FLOPs per image only: nothing is built or timed).", DefaultValueFactory = _ => "both" };
         var command = new Command("bench", "Measure training and sampling throughput and peak memory for a model preset.")
         {
-            backbone, preset, block, unetPreset, inputSize, channels, numClasses, classes, batch, dtype, warmupRuns, warmup, runs, sampleSteps, guidance, only,
+            backbone, preset, block, unetPreset, inputSize, channels, numClasses, classes, batch, dtype, warmupRuns, warmup, runs, sampleSteps, guidance, only, model,
         };
         foreach (var o in runtime.All) command.Options.Add(o);
         command.SetAction(parse =>
@@ -57,8 +58,23 @@ public static class BenchCommand
             if (b < 1 || nWarm < 0 || nRuns < 1 || steps < 1) throw new LdmException("--batch-size, --runs and --sample-steps must be at least 1 and --warmup-runs at least 0.");
             string what = parse.GetValue(only)!.ToLowerInvariant();
             if (what is not ("train" or "sample" or "both" or "cost")) throw new LdmException($"--only '{what}' is unknown; use train, sample, both or cost.");
-            bool unet = TrainCommand.ParseBackbone(parse.GetValue(backbone)!) == UNetConfig.BackboneKind;
             static bool Given(System.CommandLine.ParseResult p, Option o) => p.GetResult(o) is { Implicit: false };
+            if (parse.GetValue(model) is { } modelPath)
+            {
+                if (new Option[] { backbone, preset, block, unetPreset, inputSize, channels, numClasses }.FirstOrDefault(o => Given(parse, o)) is { } sized)
+                    throw new LdmException($"{sized.Name} sizes a preset; --model benches the architecture of its checkpoint, so drop {sized.Name}.");
+                var saved = DenoiserCheckpoint.PeekInfo(CliParsing.ExistingFile(modelPath, "--model"));
+                if (saved.Condition != ConditionKind.Class || saved.Backbone.NumClasses < 1)
+                    throw new LdmException($"--model '{modelPath}' is not a class model; ldm bench measures class models (give a class model or a preset).");
+                if (what == "cost")
+                {
+                    PrintCost(saved.Backbone, null);
+                    return 0;
+                }
+                Print(Run(saved, b, computeDtype, nWarm, nRuns, steps, parse.GetValue(guidance), what, device), null);
+                return 0;
+            }
+            bool unet = TrainCommand.ParseBackbone(parse.GetValue(backbone)!) == UNetConfig.BackboneKind;
             if (unet && new Option[] { preset, block }.FirstOrDefault(o => Given(parse, o)) is { } t)
                 throw new LdmException($"{t.Name} applies to the Transformer, not to --backbone unet; size the UNet with --unet-preset.");
             if (!unet && Given(parse, unetPreset))
