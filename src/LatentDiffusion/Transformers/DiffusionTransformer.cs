@@ -208,7 +208,10 @@ public sealed class DiffusionTransformer : DenoiserNetwork
         if (cond.shape[1] == 1) return cond.squeeze(1);
         if (mask is null) return cond.mean([1]);
         var w = mask.to(cond.dtype).unsqueeze(2);
-        return (cond * w).sum(1) / w.sum(1).clamp_min(1);
+        // An explicit, disposed Scalar: TorchSharp's implicit one can be finalized by the GC while libtorch still reads
+        // it (a study run once died here with "Expected false to be true" in Scalar::toDouble).
+        using var one = 1.0.ToScalar();
+        return (cond * w).sum(1) / w.sum(1).clamp_min(one);
     }
 
     Tensor RunInContext(Tensor patches, Tensor tEmb, Tensor cond, Tensor? condMask)
