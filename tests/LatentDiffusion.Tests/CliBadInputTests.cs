@@ -315,6 +315,11 @@ public sealed class CliBadInputTests : IDisposable
     [Fact]
     public void Train_ZeroSteps() => Fails("--steps", Train("--steps", "0"));
 
+    [Theory]
+    [InlineData("0")]
+    [InlineData("-3")]
+    public void Train_SampleStepsBelowOne(string steps) => Fails($"--sample-steps must be at least 1, got {steps}", Train("--sample-steps", steps));
+
     [Fact]
     public void Train_BadLearningRate() => Fails("--lr", Train("--lr", "-1"));
 

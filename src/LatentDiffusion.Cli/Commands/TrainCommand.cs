@@ -46,18 +46,21 @@ public static class TrainCommand
         var output = CommonOptions.Out("Run folder (resumes if it holds a checkpoint).");
         var runtime = CommonOptions.Runtime();
         var autoencoder = new Option<string?>("--autoencoder", "-a") { Description = "Train in latent space: images are encoded once by this autoencoder into OUT/latents (not needed when --data is a latent cache made by ldm encode)." };
+        var sampleSteps = new Option<int>("--sample-steps") { Description = $"Sampling steps of the training sample grids (samples_STEP.png, DDIM; default {DefaultSampleSteps}); fewer make the grids of a quick trial run cheap. Not part of the run's settings: a resume may change it.", DefaultValueFactory = _ => DefaultSampleSteps };
         var recipe = new Option<string?>("--recipe") { Description = "A recipe of recipes/ (shapes-class, shapes-text, fashion-mnist, emoji-text) or a recipe JSON file: its autoencoder and training settings; options given here override it." };
         var (modelOptions, readModel) = ModelOptions();
         var (trainOptions, readTrain) = TrainingOptions();
         var command = new Command("train", "Train a class- or text-conditional diffusion Transformer (or --backbone unet: an LDM UNet); resumes an interrupted run in the same --out folder.")
         {
-            data, condition, tokenizer, maxTokens, captionDropout, numImages, imageSize, channels, skipUnreadable, output, autoencoder, recipe,
+            data, condition, tokenizer, maxTokens, captionDropout, numImages, imageSize, channels, skipUnreadable, output, autoencoder, sampleSteps, recipe,
         };
         foreach (var o in modelOptions.Concat(trainOptions).Concat(runtime.All)) command.Options.Add(o);
         command.SetAction(parse =>
         {
             var options = readTrain(parse);
             options.Validate();
+            int gridSteps = parse.GetValue(sampleSteps);
+            if (gridSteps < 1) throw new LdmException($"--sample-steps must be at least 1, got {gridSteps}.");
             var model = readModel(parse);   // option mismatches (--block with --backbone unet, ...) fail before any data is read
             if (parse.GetValue(recipe) != null)
                 throw new LdmException("--recipe is expanded before the options are read; pass it as `ldm train --recipe NAME --out DIR`.");
@@ -78,11 +81,14 @@ public static class TrainCommand
             var text = IsTextCondition(parse.GetValue(condition)!, dataSpec, set)
                 ? new TextChoice(parse.GetValue(tokenizer)!, parse.GetValue(maxTokens), parse.GetValue(captionDropout)) : null;
             var info = BuildInfo(model, set, text);
-            Train(info, set, options, runDir, device: device);
+            Train(info, set, options, runDir, device: device, sampleSteps: gridSteps);
             return 0;
         });
         return command;
     }
+
+    /// <summary>Sampling steps of the training sample grids without <c>--sample-steps</c>.</summary>
+    internal const int DefaultSampleSteps = 50;
 
     /// <summary>Images generated for <c>--data shapes</c> without a count.</summary>
     const int DefaultShapesCount = 20000;
@@ -189,11 +195,13 @@ public static class TrainCommand
 
     /// <summary>Runs (or resumes) training with a progress bar and sample grids in the run folder.</summary>
     /// <param name="sampleGrids">Write sample grids (every --sample-every steps and at the end) into the run folder.</param>
+    /// <param name="sampleSteps">Sampling steps of each grid (--sample-steps).</param>
     internal static void Train(DenoiserInfo info, ImageDataset dataset, DiffusionTrainingOptions options, string runDir, int gridPerClass = 4,
-        bool sampleGrids = true, Device? device = null) => Train(info, TrainingSet.Pixels(dataset, owns: false), options, runDir, gridPerClass, sampleGrids, device);
+        bool sampleGrids = true, Device? device = null, int sampleSteps = DefaultSampleSteps) =>
+        Train(info, TrainingSet.Pixels(dataset, owns: false), options, runDir, gridPerClass, sampleGrids, device, sampleSteps);
 
     internal static void Train(DenoiserInfo info, TrainingSet dataset, DiffusionTrainingOptions options, string runDir, int gridPerClass = 4,
-        bool sampleGrids = true, Device? device = null)
+        bool sampleGrids = true, Device? device = null, int sampleSteps = DefaultSampleSteps)
     {
         var cfg = info.Backbone;
         long parameters = 0;
@@ -220,10 +228,11 @@ public static class TrainCommand
         var cost = ModelCost.Of(cfg);
         Console.WriteLine($"model: {Describe(cfg)} on {info.Space.ToString().ToLowerInvariant()} {cfg.InputSize}x{cfg.InputSize}x{cfg.InChannels} ({parameters / 1e6:F2}M parameters; {ModelCost.FormatFlops(cost.ForwardFlops)} forward per image, {ModelCost.FormatFlops(cost.TrainingFlopsPerImage * options.BatchSize)} per training step of {options.BatchSize}), predicts {prediction}{(cfg.LearnSigma ? " and sigma" : "")} on {ScheduleText(info.Diffusion)}; data: {dataset.Count} {(dataset.IsLatent ? "latents" : "images")}, {conditioning} from {dataset.Source}");
         if (trainer.ResumedFromStep is long from) Console.WriteLine($"resuming {runDir} at step {from}");
+        var sampling = new SamplingOptions { Steps = sampleSteps, GuidanceScale = cfg.HasUnconditionalInput ? 4.0 : 1.0, Seed = options.Seed, BatchSize = 64 };
+        string? lastGrid = null;
         if (sampleGrids) trainer.OnSample = (step, ema) =>
         {
             using var pipe = DiffusionPipeline.FromModels(ema, info, autoencoder);
-            var sampling = new SamplingOptions { Steps = 50, GuidanceScale = cfg.HasUnconditionalInput ? 4.0 : 1.0, Seed = options.Seed, BatchSize = 64 };
             string grid = Path.Combine(runDir, $"samples_{step:D7}.png");
             if (cfg.Text is not null)
             {
@@ -232,11 +241,13 @@ public static class TrainCommand
                     .SelectMany(c => Enumerable.Repeat(c!, gridPerClass)).ToList();
                 using var textImages = pipe.Generate(prompts, sampling);
                 textImages.SaveGrid(grid, gridPerClass);
+                lastGrid = grid;
                 return;
             }
             var labels = Enumerable.Range(0, cfg.NumClasses).SelectMany(c => Enumerable.Repeat(c, gridPerClass)).Take(64).ToList();
             using var images = pipe.Generate(labels, sampling);
             images.SaveGrid(grid, gridPerClass);
+            lastGrid = grid;
         };
         ConsoleProgress.Run("training", options.Steps, report =>
         {
@@ -248,6 +259,8 @@ public static class TrainCommand
         string curve = Path.Combine(runDir, "loss.png");
         LossCurvePlot.Save(curve, [(Path.GetFileName(Path.GetFullPath(runDir)), metrics)], "training loss");
         Console.WriteLine($"model (EMA weights): {Path.Combine(runDir, DiffusionTrainer.ModelFile)}; metrics: {metrics}; loss curve: {curve}");
+        if (lastGrid is not null)
+            Console.WriteLine($"sample grid: {lastGrid} ({SamplerNames.Of(sampling.Sampler)}, {sampling.Steps} steps, guidance {sampling.GuidanceScale:G})");
     }
 
     /// <summary>The noise schedule in words: <c>the linear schedule</c>, <c>the scaled-linear schedule (betas 0.0015 to 0.0195)</c>.</summary>
