@@ -43,17 +43,22 @@ internal sealed class AdamW : IDisposable
         double stepSize = LearningRate / bias1;
         using var _ = torch.no_grad();
         using var scope = torch.NewDisposeScope();
+        // Every Scalar made once per step and disposed with it: an implicit Scalar (from a double) can be finalized by
+        // the GC while libtorch still reads it (see Ema.Update).
+        using Scalar decayFactor = (1 - LearningRate * WeightDecay).ToScalar(), beta1 = Beta1.ToScalar(), oneMinusBeta1 = (1 - Beta1).ToScalar(),
+            beta2 = Beta2.ToScalar(), oneMinusBeta2 = (1 - Beta2).ToScalar(), bias2Root = Math.Sqrt(bias2).ToScalar(), eps = Eps.ToScalar(),
+            minusStep = (-stepSize).ToScalar();
         foreach (var (name, p) in _params)
         {
             var g = p.grad;
             if (g is null) continue;
-            if (WeightDecay != 0) p.mul_(1 - LearningRate * WeightDecay);
+            if (WeightDecay != 0) p.mul_(decayFactor);
             var m = _expAvg[name];
             var v = _expAvgSq[name];
-            m.mul_(Beta1).add_(g, alpha: 1 - Beta1);
-            v.mul_(Beta2).addcmul_(g, g, value: 1 - Beta2);
-            var denom = (v.sqrt() / Math.Sqrt(bias2)).add_(Eps);
-            p.addcdiv_(m, denom, value: -stepSize);
+            m.mul_(beta1).add_(g, alpha: oneMinusBeta1);
+            v.mul_(beta2).addcmul_(g, g, value: oneMinusBeta2);
+            var denom = v.sqrt().div_(bias2Root).add_(eps);
+            p.addcdiv_(m, denom, value: minusStep);
         }
     }
 

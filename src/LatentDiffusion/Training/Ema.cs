@@ -20,11 +20,15 @@ internal static class Ema
     public static void Update(nn.Module ema, nn.Module model, double decay)
     {
         using var _ = torch.no_grad();
+        // Scalars made once and disposed at the end: TorchSharp's implicit ones (from a double) can be finalized by the
+        // GC while libtorch still reads them, which killed long runs ("Expected false to be true" in Scalar::toFloat).
+        using var keep = decay.ToScalar();
+        using var take = (1 - decay).ToScalar();
         var src = model.state_dict();
         foreach (var (name, e) in ema.state_dict())
         {
             if (!e.is_floating_point()) { e.copy_(src[name]); continue; }
-            e.mul_(decay).add_(src[name], alpha: 1 - decay);
+            e.mul_(keep).add_(src[name], alpha: take);
         }
     }
 
