@@ -159,6 +159,9 @@ public sealed class StudyTests : IDisposable
         Assert.StartsWith("Ranking by FID: better ≈ worse.", overlapping);
         var oneSeed = StudyReport.Ranking([Row("worse", 13), Row("better", 10)], fid);
         Assert.StartsWith("Ranking by FID: better ≈ worse.", oneSeed);
+        Assert.Contains("probability 0.33", apart);   // 2 seeds each: 2·(2!)²/4! = 1/3
+        Assert.Equal(0.1, StudyReport.ChanceApart(3), 12);   // 2·36/720
+        Assert.Equal(2.0 / 70, StudyReport.ChanceApart(4), 12);
         var spread = Spread.Of([1.0, 3.0]);
         Assert.Equal(2.0, spread.Mean);
         Assert.Equal(Math.Sqrt(2), spread.StdDev, 12);

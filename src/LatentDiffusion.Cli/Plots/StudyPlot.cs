@@ -31,7 +31,8 @@ public static class StudyPlot
         plot.Title($"{metric.Label} ({(metric.LowerIsBetter ? "lower" : "higher")} is better)");
         plot.XLabel(byFlops ? "training TFLOPs" : "training step");
         plot.YLabel(metric.Label);
-        plot.ShowLegend();
+        // Curves fall (distances) or rise (accuracies) to the right: put the legend where they start, away from their ends.
+        plot.ShowLegend(metric.LowerIsBetter ? ScottPlot.Alignment.UpperRight : ScottPlot.Alignment.LowerRight);
         AtomicFile.WriteAllBytes(pngPath, plot.GetImageBytes(width, height, ScottPlot.ImageFormat.Png));
     }
 }

@@ -118,6 +118,21 @@ public static class StudyReport
         }
         sb.Append(". '>' means every seed of the left configuration beat every seed of the right one (ranges apart); '≈' means the seed ranges overlap "
             + "(or one seed only), so that order is within the seed spread.");
+        int n = ranked.Min(r => r.Seeds.Count);
+        if (n > 1)
+            sb.Append(string.Create(CultureInfo.InvariantCulture,
+                $" With {n} seeds each, two configurations of equal quality still have apart ranges with probability {ChanceApart(n):G2} (either order), so a single '>' between close means is weak evidence; a gap of many standard deviations is not."));
         return sb.ToString();
+    }
+
+    /// <summary>
+    /// The probability that n draws from each of two identical distributions have non-overlapping ranges, in either order:
+    /// 2·(n!)²/(2n)! (of the (2n choose n) equally likely interleavings, two put one set wholly below the other).
+    /// </summary>
+    public static double ChanceApart(int n)
+    {
+        double p = 2;
+        for (int i = 1; i <= n; i++) p *= i / (double)(n + i);
+        return p;
     }
 }
