@@ -40,7 +40,7 @@ public sealed record StudySpec(string Path, string Description, string Data, str
         if (json.Select(kv => kv.Key).FirstOrDefault(k => !TopKeys.Contains(k)) is { } unknown)
             throw new LdmException($"{Where(unknown)} is not a study setting; use {string.Join(", ", TopKeys)} (model options go into \"model\" or a configuration, training options into \"train\").");
 
-        string data = String(json, "data", path) ?? throw new LdmException($"study file '{path}' names no \"data\"; add the training data (as ldm train --data).");
+        string data = StringOf(json, "data", path) ?? throw new LdmException($"study file '{path}' names no \"data\"; add the training data (as ldm train --data).");
         var shared = json["model"] as JsonObject ?? (json["model"] is null ? new JsonObject() : throw new LdmException($"{Where("model")} must be an object of model options."));
         var train = json["train"] as JsonObject ?? throw new LdmException($"study file '{path}' has no \"train\" object; add the shared training options (steps, batch-size, lr, ...).");
         var evaluate = json["evaluate"] as JsonObject ?? throw new LdmException($"study file '{path}' has no \"evaluate\" object; add how to measure (samples, features and reference, or checker).");
@@ -59,7 +59,7 @@ public sealed record StudySpec(string Path, string Description, string Data, str
             foreach (var (k, v) in config) merged[k] = v?.DeepClone();
             models.Add((name, ParseModel(merged, config, name, path)));
         }
-        var budget = (String(json, "budget", path) ?? "steps").Trim().ToLowerInvariant() switch
+        var budget = (StringOf(json, "budget", path) ?? "steps").Trim().ToLowerInvariant() switch
         {
             "steps" => StudyBudget.EqualSteps,
             "flops" => StudyBudget.EqualFlops,
@@ -72,8 +72,8 @@ public sealed record StudySpec(string Path, string Description, string Data, str
             _ => throw new LdmException($"{Where("seeds")} must be a list of integers, e.g. [0, 1]."),
         };
         int evalEvery = Int(json, "eval-every", path) ?? training.Steps;
-        return new StudySpec(path, String(json, "description", path) ?? "", data, String(json, "autoencoder", path), String(json, "condition", path) ?? "auto",
-            new TrainCommand.TextChoice(String(json, "text-tokenizer", path) ?? "word", Int(json, "max-text-tokens", path), Double(json, "caption-dropout", path) ?? 0.1),
+        return new StudySpec(path, StringOf(json, "description", path) ?? "", data, StringOf(json, "autoencoder", path), StringOf(json, "condition", path) ?? "auto",
+            new TrainCommand.TextChoice(StringOf(json, "text-tokenizer", path) ?? "word", Int(json, "max-text-tokens", path), Double(json, "caption-dropout", path) ?? 0.1),
             training, budget, seeds, evalEvery, evaluate, models);
     }
 
@@ -111,7 +111,7 @@ public sealed record StudySpec(string Path, string Description, string Data, str
         catch (LdmException e) { throw new LdmException($"study file '{path}': \"{where}\": {e.Message}"); }
     }
 
-    static string? String(JsonObject o, string key, string path) => o[key] switch
+    internal static string? StringOf(JsonObject o, string key, string path) => o[key] switch
     {
         null => null,
         JsonValue v when v.TryGetValue(out string? s) => s,
@@ -133,7 +133,6 @@ public sealed record StudySpec(string Path, string Description, string Data, str
         _ => throw new LdmException($"study file '{path}': \"{key}\" must be a number."),
     };
 
-    internal static string? StringOf(JsonObject o, string key, string path) => String(o, key, path);
 
     /// <summary>The settings as one line, for the command's first output.</summary>
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,

@@ -167,7 +167,8 @@ public static class EvaluateCommand
         });
     }
 
-    static IFeatureExtractor CreateExtractor(string spec, string? inceptionWeights)
+    /// <summary>The feature network of a <c>--features</c> value: inception (weights from <paramref name="inceptionWeights"/> or the environment) or classifier:PATH.</summary>
+    internal static IFeatureExtractor CreateExtractor(string spec, string? inceptionWeights)
     {
         if (spec == "inception")
         {

@@ -66,37 +66,42 @@ public static class StudyCommand
                         $"{plan.Configuration.Name}: {TrainCommand.Describe(plan.Configuration.Model.Backbone)}; {plan.Cost.Parameters / 1e6:F3}M parameters, {plan.Cost.ForwardFlops / 1e9:G4} forward GFLOPs/image; {plan.Steps} steps, evaluated at {string.Join(", ", plan.EvaluationSteps)}"));
                 return 0;
             }
-            using var evaluator = CreateEvaluator(s, parse.GetValue(samples), text, set);
-            using var autoencoder = set.AutoencoderPath is { } ae ? AutoencoderKL.Load(ae) : null;
-            autoencoder?.to(device);
-            var study = new Study(dir, configurations, set.Data, options, (IStudyEvaluator)evaluator, autoencoder, device);
-            Console.WriteLine($"study: {s}; {study.Results.Records.Count} of {study.EvaluationCount} evaluations done; measuring {study.EvaluatorDescription}");
-            foreach (var plan in study.Plans)
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"  {plan.Configuration.Name}: {TrainCommand.Describe(plan.Configuration.Model.Backbone)}; {plan.Cost.Parameters / 1e6:F3}M parameters, {plan.Cost.ForwardFlops / 1e9:G4} GFLOPs/image, {plan.Steps} steps"));
-            string title = s.Description.Length > 0 ? s.Description : $"Study {Path.GetFileNameWithoutExtension(s.Path)}";
-            WriteReport(study, title);
-            var reached = new Dictionary<(string, long), long>();
-            foreach (var r in study.Results.Records) reached[(r.Configuration, r.Seed)] = Math.Max(reached.GetValueOrDefault((r.Configuration, r.Seed)), r.Step);
-            double total = study.Plans.Sum(p => (double)p.Steps) * options.Seeds.Count;
-            ConsoleProgress.Run("study", total, report =>
+            var owned = new List<IDisposable>();
+            try
             {
-                study.Run(p =>
+                var evaluator = CreateEvaluator(s, parse.GetValue(samples), text, owned);
+                using var autoencoder = set.AutoencoderPath is { } ae ? AutoencoderKL.Load(ae) : null;
+                autoencoder?.to(device);
+                var study = new Study(dir, configurations, set.Data, options, evaluator, autoencoder, device);
+                Console.WriteLine($"study: {s}; {study.Results.Records.Count} of {study.EvaluationCount} evaluations done; measuring {study.EvaluatorDescription}");
+                foreach (var plan in study.Plans)
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"  {plan.Configuration.Name}: {TrainCommand.Describe(plan.Configuration.Model.Backbone)}; {plan.Cost.Parameters / 1e6:F3}M parameters, {plan.Cost.ForwardFlops / 1e9:G4} GFLOPs/image, {plan.Steps} steps"));
+                string title = s.Description.Length > 0 ? s.Description : $"Study {Path.GetFileNameWithoutExtension(s.Path)}";
+                WriteReport(study, title);
+                var reached = new Dictionary<(string, long), long>();
+                foreach (var r in study.Results.Records) reached[(r.Configuration, r.Seed)] = Math.Max(reached.GetValueOrDefault((r.Configuration, r.Seed)), r.Step);
+                double total = study.Plans.Sum(p => (double)p.Steps) * options.Seeds.Count;
+                ConsoleProgress.Run("study", total, report =>
                 {
-                    reached[(p.Configuration, p.Seed)] = p.Step;
-                    report(reached.Values.Sum(), p.Stage == "training"
-                        ? $"{p.Configuration} seed {p.Seed}: step {p.Step}/{p.Steps}, loss {p.Loss:F4}"
-                        : $"{p.Configuration} seed {p.Seed}: evaluating at step {p.Step}");
-                }, record =>
-                {
-                    Console.WriteLine($"{record.Configuration} seed {record.Seed} step {record.Step}: "
-                        + string.Join(", ", record.Metrics.Select(m => string.Create(CultureInfo.InvariantCulture, $"{m.Key} {m.Value:G4}")))
-                        + string.Create(CultureInfo.InvariantCulture, $" ({record.TrainingSeconds:F0} s training, {record.ImagesPerSecond:F1} images/s sampling)"));
-                    WriteReport(study, title);
+                    study.Run(p =>
+                    {
+                        reached[(p.Configuration, p.Seed)] = p.Step;
+                        report(reached.Values.Sum(), p.Stage == "training"
+                            ? $"{p.Configuration} seed {p.Seed}: step {p.Step}/{p.Steps}, loss {p.Loss:F4}"
+                            : $"{p.Configuration} seed {p.Seed}: evaluating at step {p.Step}");
+                    }, record =>
+                    {
+                        Console.WriteLine($"{record.Configuration} seed {record.Seed} step {record.Step}: "
+                            + string.Join(", ", record.Metrics.Select(m => string.Create(CultureInfo.InvariantCulture, $"{m.Key} {m.Value:G4}")))
+                            + string.Create(CultureInfo.InvariantCulture, $" ({record.TrainingSeconds:F0} s training, {record.ImagesPerSecond:F1} images/s sampling)"));
+                        WriteReport(study, title);
+                    });
+                    return 0;
                 });
-                return 0;
-            });
-            Console.WriteLine($"report: {Path.Combine(dir, StudyReport.FileName)}");
+                Console.WriteLine($"report: {Path.Combine(dir, StudyReport.FileName)}");
+            }
+            finally { foreach (var d in owned) d.Dispose(); }
             return 0;
         });
         return command;
@@ -112,8 +117,9 @@ public static class StudyCommand
         return seeds;
     }
 
-    /// <summary>The study file's "evaluate": the shapes checker, or FID on a feature network against a reference.</summary>
-    static IDisposableEvaluator CreateEvaluator(StudySpec s, int? samplesOverride, bool text, TrainingSet set)
+    /// <summary>The study file's "evaluate": the shapes checker, or FID on a feature network against a reference;
+    /// <paramref name="owned"/> gets what must be freed with it (the feature network, reference images, statistics).</summary>
+    static IStudyEvaluator CreateEvaluator(StudySpec s, int? samplesOverride, bool text, List<IDisposable> owned)
     {
         var e = s.Evaluate;
         int samples = samplesOverride ?? StudySpec.Int(e, "samples", s.Path) ?? 1000;
@@ -121,44 +127,18 @@ public static class StudyCommand
         {
             if (!checker.Equals("shapes", StringComparison.OrdinalIgnoreCase))
                 throw new LdmException($"study file '{s.Path}': \"evaluate.checker\" '{checker}' is unknown; the only checker is shapes.");
-            return new Wrapped(new ShapesCheckerEvaluator(samples, text), null);
+            return new ShapesCheckerEvaluator(samples, text);
         }
         string features = StudySpec.StringOf(e, "features", s.Path)
             ?? throw new LdmException($"study file '{s.Path}': \"evaluate\" needs \"features\" (classifier:PATH or inception) and \"reference\", or \"checker\": \"shapes\".");
         string reference = StudySpec.StringOf(e, "reference", s.Path)
             ?? throw new LdmException($"study file '{s.Path}': \"evaluate\" needs \"reference\" (the real images to compare with, e.g. fashion-mnist:test).");
-        IFeatureExtractor extractor = features switch
-        {
-            "inception" => InceptionFeatureExtractor.Load(null),
-            _ when features.StartsWith("classifier:", StringComparison.Ordinal) => ClassifierFeatureExtractor.Load(CliParsing.ExistingFile(features["classifier:".Length..], "evaluate.features classifier:")),
-            _ => throw new LdmException($"study file '{s.Path}': \"evaluate.features\" '{features}' is unknown; use classifier:PATH or inception."),
-        };
-        var owned = new List<IDisposable> { extractor };
-        try
-        {
-            var refSpec = DataSetSpec.Parse(reference, "evaluate.reference");
-            var source = EvaluateCommand.OpenSource(refSpec, extractor.Channels, 0, owned);
-            long? maxRef = StudySpec.Int(e, "max-reference", s.Path);
-            return new Wrapped(new ClassifierFidEvaluator(extractor, source, reference, samples, maxRef), owned);
-        }
-        catch { foreach (var d in owned) d.Dispose(); throw; }
-    }
-
-    interface IDisposableEvaluator : IStudyEvaluator, IDisposable { }
-
-    /// <summary>An evaluator with the resources it reads (feature network, reference images), freed together.</summary>
-    sealed class Wrapped(IStudyEvaluator inner, List<IDisposable>? owned) : IDisposableEvaluator
-    {
-        public string Description => inner.Description;
-        public IReadOnlyList<StudyMetric> Metrics => inner.Metrics;
-        public int LastImageCount => inner.LastImageCount;
-        public IReadOnlyDictionary<string, double> Evaluate(DiffusionPipeline pipeline, SamplingOptions sampling, CancellationToken cancel) =>
-            inner.Evaluate(pipeline, sampling, cancel);
-        public void Dispose()
-        {
-            (inner as IDisposable)?.Dispose();
-            foreach (var d in owned ?? []) d.Dispose();
-        }
+        var extractor = EvaluateCommand.CreateExtractor(features, null);
+        owned.Add(extractor);
+        var source = EvaluateCommand.OpenSource(DataSetSpec.Parse(reference, "evaluate.reference"), extractor.Channels, 0, owned);
+        var evaluator = new ClassifierFidEvaluator(extractor, source, reference, samples, StudySpec.Int(e, "max-reference", s.Path));
+        owned.Add(evaluator);
+        return evaluator;
     }
 
     /// <summary>report.md with the primary measure against steps and against training FLOPs, and the grids that exist.</summary>
