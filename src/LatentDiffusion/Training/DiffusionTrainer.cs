@@ -37,6 +37,7 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
 
     readonly DenoiserNetwork _model, _ema;
     readonly MixedPrecision? _mixed;
+    readonly FlatParameters _emaLayout;
     readonly AdamW _optimizer;
     readonly GaussianDiffusion _diffusion;
     readonly TimestepSampler _timesteps;
@@ -96,12 +97,13 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
         _ema.eval();
         foreach (var p in _ema.parameters()) p.requires_grad = false;
         _optimizer = AdamW.For(_model, options.LearningRate, options.WeightDecay);
+        _emaLayout = FlatParameters.Of(_ema, _optimizer.Parameters.Names);
         if (info.Backbone.Text is not null)
         {
             if (data.AllCaptions is null)
                 throw new LdmException("a text model needs captions, but the training data has none; use the shapes-text data set or a folder with a metadata.jsonl holding \"text\" captions.");
         }
-        if (options.Bf16) _mixed = new MixedPrecision(_model, info.Backbone.Build().to(Device));
+        if (options.Bf16) _mixed = new MixedPrecision(_optimizer.Parameters, info.Backbone.Build().to(Device));
         _settings = new RunSettings().Add(JsonNode.Parse(info.Backbone.ToJson())).Add(JsonSerializer.SerializeToNode(info.Diffusion), "diffusion.")
             .AddOptions(options, ResumableOptions);
         try { _run = new TrainingRun(this, new TrainingSchedule(options.Steps, options.LearningRate, options.WarmupSteps, options.LogEvery, options.CheckpointEvery), runDir, Advice); }
@@ -188,7 +190,7 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
                 torch.nn.utils.clip_grad_norm_(_model.parameters(), Options.GradClip);
             _optimizer.LearningRate = lr;
             _optimizer.StepOnce();
-            Ema.Update(_ema, _model, Ema.DecayAt(Options.EmaDecay, step));
+            Ema.Update(_emaLayout, _optimizer.Parameters, Ema.DecayAt(Options.EmaDecay, step));
             return value;
         }
         finally
@@ -250,6 +252,7 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
         _run?.Dispose();
         _prefetcher.Dispose();
         _optimizer.Dispose();
+        _emaLayout?.Dispose();
         _mixed?.Dispose();
         _model.Dispose();
         _ema.Dispose();

@@ -32,6 +32,27 @@ internal static class Ema
         }
     }
 
+    /// <summary>
+    /// The same update when both models' trained parameters are laid out alike (<see cref="FlatParameters"/>): one blend
+    /// over the whole buffer, then the rest of the state (buffers, fixed parameters) entry by entry as above.
+    /// </summary>
+    public static void Update(FlatParameters ema, FlatParameters model, double decay)
+    {
+        if (!ema.SameLayout(model)) throw new ArgumentException("the EMA and the model are laid out differently");
+        using var _ = torch.no_grad();
+        using var keep = decay.ToScalar();
+        using var take = (1 - decay).ToScalar();
+        ema.Values.mul_(keep).add_(model.Values, alpha: take);
+        var flat = new HashSet<string>(ema.Names);
+        var src = model.Module.state_dict();
+        foreach (var (name, e) in ema.Module.state_dict())
+        {
+            if (flat.Contains(name)) continue;
+            if (!e.is_floating_point()) { e.copy_(src[name]); continue; }
+            e.mul_(keep).add_(src[name], alpha: take);
+        }
+    }
+
     /// <summary>Copies the model's weights into the EMA model (start of training).</summary>
     public static void CopyFrom(nn.Module ema, nn.Module model)
     {
