@@ -231,7 +231,7 @@ public static class TrainCommand
         var cost = ModelCost.Of(cfg);
         Console.WriteLine($"model: {Describe(cfg)} on {info.Space.ToString().ToLowerInvariant()} {cfg.InputSize}x{cfg.InputSize}x{cfg.InChannels} ({parameters / 1e6:F2}M parameters; {ModelCost.FormatFlops(cost.ForwardFlops)} forward per image, {ModelCost.FormatFlops(cost.TrainingFlopsPerImage * options.BatchSize)} per training step of {options.BatchSize}), predicts {prediction}{(cfg.LearnSigma ? " and sigma" : "")} on {ScheduleText(info.Diffusion)}; data: {dataset.Count} {(dataset.IsLatent ? "latents" : "images")}, {conditioning} from {dataset.Source}");
         if (trainer.ResumedFromStep is long from) Console.WriteLine($"resuming {runDir} at step {from}");
-        if (world.Size > 1) Console.WriteLine($"data parallel: {world.Size} ranks, {options.BatchSize / world.Size} examples each per step of {options.BatchSize}");
+        if (world.Size > 1) Console.WriteLine($"data parallel: {world.Size} ranks, {options.BatchSize / world.Size} examples each per step of {options.BatchSize}, {torch.get_num_threads()} libtorch threads on rank 0");
         var sampling = new SamplingOptions { Steps = sampleSteps, GuidanceScale = cfg.HasUnconditionalInput ? 4.0 : 1.0, Seed = options.Seed, BatchSize = 64 };
         string? lastGrid = null;
         if (sampleGrids) trainer.OnSample = (step, ema) =>

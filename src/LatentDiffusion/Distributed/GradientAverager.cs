@@ -42,7 +42,7 @@ public sealed class GradientAverager : IDisposable
     }
 
     void AddBucket(List<Tensor> parameters) =>
-        _buckets.Add((parameters.ToArray(), torch.empty(parameters.Sum(p => p.NumberOfElements), dtype: parameters[0].dtype)));
+        _buckets.Add((parameters.ToArray(), torch.empty(parameters.Sum(p => p.NumberOfElements), dtype: parameters[0].dtype, device: torch.CPU)));
 
     /// <summary>Replaces every parameter's gradient by its mean over the ranks (a missing gradient counts as zero and
     /// is created, so every rank updates the same parameters).</summary>

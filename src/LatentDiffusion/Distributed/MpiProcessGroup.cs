@@ -136,7 +136,7 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
             throw new LdmException($"gathering {shape[0]} rows of {rowBytes} bytes exceeds MPI's 2 GB message; gather in smaller parts.");
         var counts = rows.Select(r => (int)(r * rowBytes)).ToArray();
         var offsets = Offsets(counts);
-        var result = torch.empty(shape, dtype: local.dtype);
+        var result = torch.empty(shape, dtype: local.dtype, device: torch.CPU);
         Check(MPI_Allgatherv(Address(local), counts[Rank], MPI_BYTE, Address(result), counts, offsets, MPI_BYTE, MPI_COMM_WORLD), "MPI_Allgatherv");
         return result;
     }

@@ -26,11 +26,11 @@ public static class WeightChecksum
         var main = mine.clone();
         group.Broadcast(main);
         // Σw is bounded by √(n·Σw²): each summary is compared relative to its natural size.
-        var n = torch.tensor(list.Select(w => (double)w.weight.NumberOfElements).ToArray(), dtype: ScalarType.Float64);
+        var n = torch.tensor(list.Select(w => (double)w.weight.NumberOfElements).ToArray(), dtype: ScalarType.Float64, device: torch.CPU);
         var scale = torch.stack([(n * mine[.., 1]).sqrt(), mine[.., 1]], 1).clamp_min(1e-30);
         var differs = (mine - main).abs() > scale * Tolerance;
         var bad = differs.any(1);
-        using var flag = torch.tensor(bad.any().item<bool>() ? 1L : 0L);
+        using var flag = torch.tensor(bad.any().item<bool>() ? 1L : 0L, device: torch.CPU);
         group.AllReduceSum(flag);
         if (flag.item<long>() == 0) return;
         string where = bad.any().item<bool>()

@@ -103,7 +103,7 @@ public static class SampleEvaluator
     {
         bool Everywhere(Tensor? t)
         {
-            using var present = torch.tensor(t is null ? 0L : 1L);
+            using var present = torch.tensor(t is null ? 0L : 1L, device: torch.CPU);
             group.AllReduceSum(present);
             return present.item<long>() == group.Size;
         }

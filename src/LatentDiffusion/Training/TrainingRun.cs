@@ -99,7 +99,7 @@ internal sealed class TrainingRun : IDisposable
     {
         if (_group.Size == 1) return;
         using var scope = torch.NewDisposeScope();
-        var step = torch.tensor(Step);
+        var step = torch.tensor(Step, device: torch.CPU);
         _group.Broadcast(step);
         Step = _lastCheckpoint = step.item<long>();
         var state = _trainee.StateTensors();
@@ -108,11 +108,12 @@ internal sealed class TrainingRun : IDisposable
         if (!_group.IsMain) _trainee.LoadState(state, "rank 0's training state");
     }
 
-    /// <summary>True on every rank when any rank's token is cancelled, so all of them leave the loop on the same step.</summary>
-    bool AnyCancelled(CancellationToken cancel)
+    /// <summary>True on every rank when <paramref name="mine"/> is true on any rank, so all of them take the same branch
+    /// (one rank stopping alone would leave the others waiting in a collective).</summary>
+    bool AnyRank(bool mine)
     {
-        if (_group.Size == 1) return cancel.IsCancellationRequested;
-        using var flag = torch.tensor(cancel.IsCancellationRequested ? 1L : 0L);
+        if (_group.Size == 1) return mine;
+        using var flag = torch.tensor(mine ? 1L : 0L, device: torch.CPU);
         _group.AllReduceSum(flag);
         return flag.item<long>() > 0;
     }
@@ -124,7 +125,7 @@ internal sealed class TrainingRun : IDisposable
     /// </summary>
     public void Run(Action<TrainingProgress>? onProgress = null, CancellationToken cancel = default, Action<long>? afterStep = null)
     {
-        while (!IsFinished && !AnyCancelled(cancel))
+        while (!IsFinished && !AnyRank(cancel.IsCancellationRequested))
         {
             var values = StepOnce();
             onProgress?.Invoke(new TrainingProgress(Step, Schedule.Steps, values["loss"], StepsPerSecond, LearningRate, values));
@@ -179,10 +180,7 @@ internal sealed class TrainingRun : IDisposable
             // A finite loss does not prove finite weights (a NaN gradient passes through AdamW into them); never replace
             // the last good checkpoint with weights nobody can resume from or sample.
             var bad = _trainee.Weights().FirstOrDefault(w => !w.weight.isfinite().all().item<bool>()).name;
-            // Every rank must take the same branch: one rank stopping alone would leave the others waiting.
-            var anyBad = torch.tensor(bad is null ? 0L : 1L);
-            _group.AllReduceSum(anyBad);
-            if (anyBad.item<long>() > 0)
+            if (AnyRank(bad is not null))
                 throw new TrainingDivergedException($"the weight '{bad ?? "(on another rank)"}' became non-finite", Step, RunDir, _divergenceAdvice);
             if (RunDir != null)
             {
