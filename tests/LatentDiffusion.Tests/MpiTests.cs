@@ -46,7 +46,9 @@ public sealed class MpiTests : IDisposable
     }
 
     /// <summary>Runs ldm with <paramref name="args"/>, under mpiexec.mpich with <paramref name="ranks"/> ranks when more than 1.</summary>
-    static CliResult Run(int ranks, params string[] args)
+    static CliResult Run(int ranks, params string[] args) => Run(ranks, new Dictionary<string, string>(), args);
+
+    static CliResult Run(int ranks, Dictionary<string, string> environment, params string[] args)
     {
         var start = new ProcessStartInfo(ranks > 1 ? MpiExec : Ldm) { WorkingDirectory = RepoPaths.Root, RedirectStandardOutput = true, RedirectStandardError = true };
         if (ranks > 1)
@@ -55,6 +57,7 @@ public sealed class MpiTests : IDisposable
         }
         foreach (var a in args) start.ArgumentList.Add(a);
         start.Environment["OMP_NUM_THREADS"] = "1";
+        foreach (var (name, value) in environment) start.Environment[name] = value;
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
@@ -107,6 +110,30 @@ public sealed class MpiTests : IDisposable
             Assert.True(diff <= 1e-5, $"{name} differs by {diff} between 2 ranks and one process");
         }
         Assert.Equal("24", b.Metadata["ldm.train.step"]);
+    }
+
+    /// <summary>Without mpiexec, MPI is never loaded (a missing MPI library goes unnoticed); under Open MPI's launcher
+    /// ldm stops with one line saying to use MPICH.</summary>
+    [Fact]
+    public void OnlyAnMpichLaunchLoadsMpiAndOpenMpiIsRefusedInOneLine()
+    {
+        string ckpt = TinyModels.SaveCheckpoint(_dir);
+        string[] sample = ["sample", "--model", ckpt, "--num", "2", "--steps", "2", "--threads", "1", "--out", Path.Combine(_dir, "plain")];
+        var plain = Run(1, new() { [Distributed.MpiLaunch.LibraryEnvVar] = "/nonexistent/libmpich.so.12" }, sample);
+        Assert.True(plain.ExitCode == 0, plain.ToString());
+        Assert.Equal(3, Directory.GetFiles(Path.Combine(_dir, "plain"), "*.png").Length);
+
+        var openMpi = Run(1, new() { ["OMPI_COMM_WORLD_SIZE"] = "2", ["OMPI_COMM_WORLD_RANK"] = "0" }, sample);
+        Assert.Equal(1, openMpi.ExitCode);
+        Assert.StartsWith("error: ", openMpi.Stderr);
+        Assert.Contains("install mpich and launch with mpiexec.mpich", openMpi.Stderr);
+        Assert.Single(openMpi.Stderr.Trim().Split('\n'));
+
+        // A command that does not run across ranks says so instead of running twice into the same files.
+        var encode = Run(2, "train-autoencoder", "--data", "shapes:count=8", "--out", Path.Combine(_dir, "ae"));
+        Assert.NotEqual(0, encode.ExitCode);
+        Assert.Contains("ldm train-autoencoder runs in one process; start it without mpiexec", encode.Stderr);
+        Assert.False(File.Exists(Path.Combine(_dir, "ae", "checkpoint.safetensors")));
     }
 
     [Fact]
