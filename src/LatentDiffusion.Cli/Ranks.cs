@@ -46,7 +46,10 @@ public static class Ranks
         var mpi = (MpiProcessGroup)World;
         if (code != 0)
         {
+            // MPI_Abort ends every rank at once, and mpiexec may drop output it has not forwarded yet: give it a
+            // moment to pass on this rank's error line first.
             Console.Error.Flush();
+            Thread.Sleep(TimeSpan.FromSeconds(1));
             mpi.Abort(code);
         }
         mpi.Dispose();
