@@ -73,6 +73,30 @@ public sealed class MpiTests : IDisposable
         ["train", "--data", "shapes:count=64", "--preset", "S/4", "--hidden-size", "32", "--depth", "2", "--num-heads", "2",
          "--steps", steps.ToString(), "--batch-size", "8", "--lr", "1e-3", "--log-every", "4", "--threads", "1", "--sample-steps", "1", "--out", outDir];
 
+    /// <summary>Every logged loss within 1e-4 relative and every weight of model.safetensors within 1e-5.</summary>
+    static void AssertSameRun(string single, string ranks, int entries)
+    {
+        var expected = Losses(single);
+        var actual = Losses(ranks);
+        Assert.Equal(expected.Select(e => e.step), actual.Select(a => a.step));
+        Assert.Equal(entries, expected.Count);
+        foreach (var ((step, want), (_, got)) in expected.Zip(actual))
+            Assert.True(Math.Abs(got - want) <= 1e-4 * Math.Abs(want), $"step {step}: loss {got} on 2 ranks, {want} in one process");
+
+        using var a = SafetensorsFile.Open(Path.Combine(single, DiffusionTrainer.ModelFile));
+        using var b = SafetensorsFile.Open(Path.Combine(ranks, DiffusionTrainer.ModelFile));
+        using var scope = torch.NewDisposeScope();
+        var wa = a.ReadAll();
+        var wb = b.ReadAll();
+        Assert.Equal(wa.Keys.Order(), wb.Keys.Order());
+        foreach (var (name, w) in wa)
+        {
+            double diff = (w - wb[name]).abs().max().item<float>();
+            Assert.True(diff <= 1e-5, $"{name} differs by {diff} between 2 ranks and one process");
+        }
+        Assert.Equal(a.Metadata["ldm.train.step"], b.Metadata["ldm.train.step"]);
+    }
+
     static List<(long step, double loss)> Losses(string runDir) =>
         MetricsLog.Read(Path.Combine(runDir, DiffusionTrainer.MetricsFile)).Select(e => (e["step"].GetInt64(), e["loss"].GetDouble())).ToList();
 
@@ -91,25 +115,21 @@ public sealed class MpiTests : IDisposable
         // Rank 0 prints, rank 1 stays quiet.
         Assert.Single(second.Stdout.Split('\n'), l => l.StartsWith("data parallel: 2 ranks, 4 examples each", StringComparison.Ordinal));
 
-        var expected = Losses(single);
-        var actual = Losses(ranks);
-        Assert.Equal(expected.Select(e => e.step), actual.Select(a => a.step));
-        Assert.Equal(6, expected.Count);
-        foreach (var ((step, want), (_, got)) in expected.Zip(actual))
-            Assert.True(Math.Abs(got - want) <= 1e-4 * Math.Abs(want), $"step {step}: loss {got} on 2 ranks, {want} in one process");
+        AssertSameRun(single, ranks, entries: 6);
+    }
 
-        using var a = SafetensorsFile.Open(Path.Combine(single, DiffusionTrainer.ModelFile));
-        using var b = SafetensorsFile.Open(Path.Combine(ranks, DiffusionTrainer.ModelFile));
-        using var scope = torch.NewDisposeScope();
-        var wa = a.ReadAll();
-        var wb = b.ReadAll();
-        Assert.Equal(wa.Keys.Order(), wb.Keys.Order());
-        foreach (var (name, w) in wa)
-        {
-            double diff = (w - wb[name]).abs().max().item<float>();
-            Assert.True(diff <= 1e-5, $"{name} differs by {diff} between 2 ranks and one process");
-        }
-        Assert.Equal("24", b.Metadata["ldm.train.step"]);
+    /// <summary>A text model: the caption dropout is drawn for the global batch and sliced like everything else.</summary>
+    [Fact]
+    public void TwoRanksTrainATextModelLikeOneProcess()
+    {
+        string single = Path.Combine(_dir, "text1"), ranks = Path.Combine(_dir, "text2");
+        string[] Text(string dir) => [.. Train(dir, 12).Select(a => a == "shapes:count=64" ? "shapes-text:count=64" : a)];
+        var one = Run(1, Text(single));
+        Assert.True(one.ExitCode == 0, one.ToString());
+        var two = Run(2, Text(ranks));
+        Assert.True(two.ExitCode == 0, two.ToString());
+        Assert.Contains("captions", two.Stdout);
+        AssertSameRun(single, ranks, entries: 3);
     }
 
     /// <summary>Without mpiexec, MPI is never loaded (a missing MPI library goes unnoticed); under Open MPI's launcher
