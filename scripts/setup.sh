@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what ldm needs on a fresh Debian/Ubuntu machine and builds it. Quick when nothing is missing.
 #   1. libstdc++ with GLIBCXX_3.4.32 (TorchSharp's native library is built with GCC 13+)
-#   2. NuGet restore and Release build of the solution
+#   2. MPICH (mpiexec.mpich, libmpich.so.12) for multi-process runs (docs/distributed.md) and the two-rank tests
+#   3. NuGet restore and Release build of the solution
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -38,6 +39,28 @@ if ! have_glibcxx; then
   # Refresh the normal package lists so later apt-get calls see the system's own suites again.
   apt-get update -qq || true
   have_glibcxx || { echo "setup: libstdc++6 from trixie did not provide GLIBCXX_3.4.32" >&2; exit 1; }
+fi
+
+# MPICH: `mpiexec.mpich -n N ldm train ...` and the two-rank tests (MpiTests). ldm binds MPICH's ABI; Open MPI's differs.
+have_mpich() {
+  command -v mpiexec.mpich >/dev/null || return 1
+  local lib
+  for lib in /usr/lib/x86_64-linux-gnu/libmpich.so.12 /usr/lib/aarch64-linux-gnu/libmpich.so.12 /usr/lib64/libmpich.so.12 /usr/lib/libmpich.so.12; do
+    [ -e "$lib" ] && return 0
+  done
+  ldconfig -p 2>/dev/null | grep -q 'libmpich\.so\.12'
+}
+
+if ! have_mpich; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "setup: installing MPICH (mpich) for multi-process runs"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mpich >/dev/null
+    have_mpich || { echo "setup: the mpich package did not provide mpiexec.mpich and libmpich.so.12" >&2; exit 1; }
+  else
+    # Optional for single-process use: say what is missing and go on.
+    echo "setup: note: MPICH is not installed (multi-process runs and the two-rank tests need it); run this script as root, or apt-get install mpich." >&2
+  fi
 fi
 
 command -v dotnet >/dev/null || { echo "setup: the .NET 10 SDK is missing; install it (dotnet-sdk-10.0) and run again." >&2; exit 1; }

@@ -46,6 +46,7 @@ public static class CliRunner
         }
         try
         {
+            if (parse.CommandResult.Command is not RootCommand) Ranks.CheckCommand(parse.CommandResult.Command.Name);
             return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
         catch (Exception e) when (Unwrap(e) is LdmException user)

@@ -90,15 +90,19 @@ public static class EvaluateCommand
                     BatchSize = r.GetValue(batch), MaxSamples = r.GetValue(maxSamples), PrecisionRecall = !r.GetValue(noPr),
                     NearestK = r.GetValue(k), Seed = r.GetValue(seed), KeepSampleImages = r.GetValue(exportNpz) is not null,
                 };
+                // Under mpiexec each rank samples and measures its share of the images; every rank gets all the
+                // features, and rank 0 alone writes the report.
+                var world = Ranks.World;
                 EvaluationResult? result = null;
                 if (generated is not null)
-                    result = EvaluateGenerated(extractor, generated, refSet, options);
+                    result = EvaluateGenerated(extractor, generated, refSet, options, world);
                 else
                     AnsiConsole.Status().Start($"evaluating with {extractor.Name}", ctx =>
                         result = SampleEvaluator.Evaluate(extractor, sampleSource, refSet, options,
-                            (what, n) => ctx.Status($"{what}: {n} images through {extractor.Name}")));
+                            (what, n) => ctx.Status($"{what}: {n} images through {extractor.Name}"), world));
                 using (result)
                 {
+                    if (!world.IsMain) return 0;
                     var report = generated is null
                         ? result!.Report with { Sampler = samplerKind is { } given ? SamplerNames.Of(given) : null, Steps = r.GetValue(steps), Guidance = r.GetValue(guidance) }
                         : result!.Report with
@@ -153,9 +157,12 @@ public static class EvaluateCommand
     }
 
     /// <summary>Samples with a progress bar over all reverse steps, then measures.</summary>
-    static EvaluationResult EvaluateGenerated(IFeatureExtractor extractor, PipelineSampleSource source, EvaluationReference reference, EvaluationOptions options)
+    static EvaluationResult EvaluateGenerated(IFeatureExtractor extractor, PipelineSampleSource source, EvaluationReference reference, EvaluationOptions options,
+        Distributed.IProcessGroup world)
     {
         long count = Math.Min(source.Count!.Value, options.MaxSamples ?? long.MaxValue);
+        // The bar follows this rank's share (rank 0's is what is shown).
+        if (world.Size > 1) count = source.Pipeline.ShareOf((int)count, world.Rank, world.Size, source.Options).Count;
         int perBatch = source.Options.BatchSize, steps = source.Options.Steps;
         double total = (count + perBatch - 1) / perBatch * (double)steps;
         string what = $"({SamplerNames.Of(source.Options.Sampler)}, {steps} steps, guidance {source.Options.GuidanceScale:G})";
@@ -163,7 +170,7 @@ public static class EvaluateCommand
         {
             source.OnProgress = p => report(p.ImagesDone / perBatch * p.StepsPerBatch + p.Step, what);
             return SampleEvaluator.Evaluate(extractor, source, reference, options,
-                (stage, n) => { if (stage == "reference") report(total, $"reference: {n} images through the feature network"); });
+                (stage, n) => { if (stage == "reference") report(total, $"reference: {n} images through the feature network"); }, world);
         });
     }
 

@@ -79,15 +79,22 @@ public static class SampleCommand
             using var pipe = DiffusionPipeline.Load(modelPath, device,
                 DtypeNames.Parse(parse.GetValue(dtype), ScalarType.Float32, ScalarType.BFloat16, ScalarType.Float16), aePath, decode);
             string outDir = CliParsing.OutputFolder(parse.GetValue(output)!, "--out");
-            int totalSteps = (count + options.BatchSize - 1) / options.BatchSize * options.Steps;
+            // Under mpiexec each rank generates its share of whole batches (the images of a single process) and rank 0
+            // gathers them and writes; the bar follows rank 0's share.
+            var world = Ranks.World;
+            int mine = (int)pipe.ShareOf(count, world.Rank, world.Size, options).Count;
+            int totalSteps = (mine + options.BatchSize - 1) / options.BatchSize * options.Steps;
             var clock = System.Diagnostics.Stopwatch.StartNew();
             // Labels index the prompt list for a text model.
             using var samples = ConsoleProgress.Run($"sampling {count} images", totalSteps, report =>
             {
                 Action<GenerationProgress> onProgress = p =>
                     report(p.ImagesDone / options.BatchSize * p.StepsPerBatch + p.Step, $"({SamplerNames.Of(options.Sampler)}, {options.Steps} steps, guidance {options.GuidanceScale:G})");
+                if (world.Size > 1)
+                    return text ? pipe.Generate(labels.Select(i => prompts[i]).ToList(), world, options, onProgress) : pipe.Generate(labels, world, options, onProgress);
                 return text ? pipe.Generate(labels.Select(i => prompts[i]).ToList(), options, onProgress) : pipe.Generate(labels, options, onProgress);
             });
+            if (!world.IsMain) return 0;
             double seconds = clock.Elapsed.TotalSeconds;
             int gridColumns = parse.GetValue(columns) ?? DefaultColumns(labels);
             string written = WriteOutputs(samples, outDir, gridColumns);

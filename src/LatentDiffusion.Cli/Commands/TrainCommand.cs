@@ -71,13 +71,14 @@ public static class TrainCommand
             var device = runtime.Apply(parse);
             string runDir = CliParsing.OutputFolder(parse.GetValue(output)!, "--out");
             string dataSpec = spec.Text;
-            using var set = TrainingSet.Load(spec, parse.GetValue(autoencoder), runDir, (size, ch) =>
+            // Under MPI rank 0 encodes a latent cache into the run folder first; the other ranks then read it.
+            using var set = Ranks.MainFirst(() => TrainingSet.Load(spec, parse.GetValue(autoencoder), runDir, (size, ch) =>
             {
                 var images = DataSetLoader.Load(spec, DefaultShapesCount, options.Seed, parse.GetValue(imageSize) ?? size ?? 32, parse.GetValue(channels) ?? ch ?? 3,
                     parse.GetValue(skipUnreadable));
                 if (images.SkippedCount > 0) Console.WriteLine($"skipped {images.SkippedCount} unreadable images in {images.Source}");
                 return images;
-            });
+            }));
             var text = IsTextCondition(parse.GetValue(condition)!, dataSpec, set)
                 ? new TextChoice(parse.GetValue(tokenizer)!, parse.GetValue(maxTokens), parse.GetValue(captionDropout)) : null;
             var info = BuildInfo(model, set, text);
@@ -205,7 +206,9 @@ public static class TrainCommand
     {
         var cfg = info.Backbone;
         long parameters = 0;
-        using var trainer = new DiffusionTrainer(info, dataset.Data, options, runDir, device);
+        // Under mpiexec every rank trains on its share of each batch; rank 0 alone writes the run folder.
+        var world = Ranks.World;
+        using var trainer = new DiffusionTrainer(info, dataset.Data, options, runDir, device, world);
         if (trainer.IsFinished)
         {
             Console.WriteLine($"{runDir} is already finished at step {trainer.Step}; pass a larger --steps to continue it");
@@ -215,7 +218,7 @@ public static class TrainCommand
         // model, so model.safetensors samples to PNGs on its own (the checkpoint names it).
         using var autoencoder = dataset.AutoencoderPath is { } aePath ? AutoencoderKL.Load(aePath) : null;
         autoencoder?.to(trainer.Device);
-        if (dataset.AutoencoderPath is { } src && info.Autoencoder is { } name)
+        if (world.IsMain && dataset.AutoencoderPath is { } src && info.Autoencoder is { } name)
         {
             string beside = Path.Combine(runDir, name);
             if (Path.GetFullPath(beside) != Path.GetFullPath(src)) AtomicFile.Copy(src, beside);
@@ -228,6 +231,7 @@ public static class TrainCommand
         var cost = ModelCost.Of(cfg);
         Console.WriteLine($"model: {Describe(cfg)} on {info.Space.ToString().ToLowerInvariant()} {cfg.InputSize}x{cfg.InputSize}x{cfg.InChannels} ({parameters / 1e6:F2}M parameters; {ModelCost.FormatFlops(cost.ForwardFlops)} forward per image, {ModelCost.FormatFlops(cost.TrainingFlopsPerImage * options.BatchSize)} per training step of {options.BatchSize}), predicts {prediction}{(cfg.LearnSigma ? " and sigma" : "")} on {ScheduleText(info.Diffusion)}; data: {dataset.Count} {(dataset.IsLatent ? "latents" : "images")}, {conditioning} from {dataset.Source}");
         if (trainer.ResumedFromStep is long from) Console.WriteLine($"resuming {runDir} at step {from}");
+        if (world.Size > 1) Console.WriteLine($"data parallel: {world.Size} ranks, {options.BatchSize / world.Size} examples each per step of {options.BatchSize}, {torch.get_num_threads()} libtorch threads on rank 0");
         var sampling = new SamplingOptions { Steps = sampleSteps, GuidanceScale = cfg.HasUnconditionalInput ? 4.0 : 1.0, Seed = options.Seed, BatchSize = 64 };
         string? lastGrid = null;
         if (sampleGrids) trainer.OnSample = (step, ema) =>
@@ -255,6 +259,7 @@ public static class TrainCommand
             catch (TrainingDivergedException e) { throw new LdmException(e.WithAdvice("Lower --lr, add --grad-clip 1, or use float32."), e); }
             return 0;
         });
+        if (!world.IsMain) return;
         string metrics = Path.Combine(runDir, DiffusionTrainer.MetricsFile);
         string curve = Path.Combine(runDir, "loss.png");
         LossCurvePlot.Save(curve, [(Path.GetFileName(Path.GetFullPath(runDir)), metrics)], "training loss");

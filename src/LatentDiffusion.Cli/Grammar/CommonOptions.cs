@@ -73,7 +73,7 @@ public static class CommonOptions
 /// <summary><c>--threads</c> (intra-op threads of libtorch) and <c>--device</c>: where and on how many cores a model runs.</summary>
 public sealed class RuntimeOptions
 {
-    public Option<int?> Threads { get; } = new("--threads") { Description = "Intra-op threads of libtorch (default: all cores)." };
+    public Option<int?> Threads { get; } = new("--threads") { Description = "Intra-op threads of libtorch (default: all cores; under mpiexec, the cores shared by the ranks on the machine)." };
 
     public Option<string> Device { get; } = new("--device") { Description = $"Where models run: {DeviceNames.List} (auto: cuda when available, else cpu).", DefaultValueFactory = _ => "auto" };
 

@@ -33,4 +33,12 @@ public abstract class DenoiserNetwork : nn.Module<Tensor, Tensor, Tensor, Tensor
     /// generator; the trainer sets it per step so a resumed run repeats every draw.
     /// </summary>
     public Generator? LabelDropoutGenerator { get; set; }
+
+    /// <summary>
+    /// The label-dropout draws of the next training forward, made by the caller: (N) float32 uniforms on the CPU, one
+    /// per row; a row's label is dropped when its draw is below the dropout probability. Overrides
+    /// <see cref="LabelDropoutGenerator"/>. The data-parallel trainer draws them for the global batch and hands each
+    /// rank its rows, so N ranks drop exactly the labels one process would.
+    /// </summary>
+    public Tensor? LabelDropoutDraws { get; set; }
 }

@@ -1,3 +1,4 @@
+using LatentDiffusion.Distributed;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -51,4 +52,32 @@ public interface ISampleSource
 
     /// <summary>Images in batches of at most <paramref name="batchSize"/>, at most <paramref name="limit"/> in all.</summary>
     IEnumerable<SampleBatch> Batches(int batchSize, long? limit = null);
+
+    /// <summary>How many consecutive images must stay in one rank's share when the images are split among ranks: a
+    /// sampler's model batch (its random draws run batch by batch); 1 for stored images.</summary>
+    int ShardAlignment => 1;
+
+    /// <summary>
+    /// The images <paramref name="part"/> covers among those of <see cref="Batches(int, long?)"/> (one rank's share,
+    /// its start a multiple of <see cref="ShardAlignment"/>), with the same values, in batches of at most
+    /// <paramref name="batchSize"/>. This default reads the images before the part and drops them; a source that can
+    /// seek, or that must replay (a sampler), does better.
+    /// </summary>
+    IEnumerable<SampleBatch> Batches(int batchSize, Shard part)
+    {
+        long offset = 0;
+        foreach (var batch in Batches(batchSize, part.End))
+        {
+            long n = batch.Images.shape[0], from = Math.Max(offset, part.Start), to = Math.Min(offset + n, part.End);
+            if (to - from == n) yield return batch;
+            else
+            {
+                using (batch)
+                    if (to > from)
+                        yield return new SampleBatch(batch.Images.narrow(0, from - offset, to - from).clone(),
+                            batch.Labels?.narrow(0, from - offset, to - from).clone());
+            }
+            offset += n;
+        }
+    }
 }

@@ -1,5 +1,6 @@
 using LatentDiffusion.Denoisers;
 using LatentDiffusion.Diffusion;
+using LatentDiffusion.Distributed;
 using LatentDiffusion.Pipelines;
 using TorchSharp;
 
@@ -70,6 +71,21 @@ public sealed class PipelineSampleSource : ISampleSource
         _ => "float32",
     };
 
+    /// <summary>The sampler's model batch: a rank's share is made of whole ones, so its images equal a single run's.</summary>
+    public int ShardAlignment => Options.BatchSize;
+
+    /// <summary>The images of <paramref name="part"/> (whole model batches), generated alone: the batches before it are
+    /// replayed without the network, so each image equals the one <see cref="Batches(int, long?)"/> makes.</summary>
+    public IEnumerable<SampleBatch> Batches(int batchSize, Shard part)
+    {
+        if (batchSize < 1) throw new LdmOptionException(nameof(PipelineSampleSource), nameof(batchSize), batchSize, "be at least 1");
+        int end = (int)Math.Min(Count!.Value, part.End);
+        if (end <= part.Start) return [];
+        var images = new Shard(part.Start, end - part.Start);
+        return Split(_labels is not null ? _pipeline.GenerateBatches(_labels[..end], images, Options, OnProgress)
+            : _pipeline.GenerateBatches(_prompts![..end], images, Options, OnProgress), batchSize);
+    }
+
     /// <summary>Generates model batch by model batch, handed out in pieces of at most <paramref name="batchSize"/>;
     /// stops once <paramref name="limit"/> images are out (only the first <paramref name="limit"/> conditions are sampled).</summary>
     public IEnumerable<SampleBatch> Batches(int batchSize, long? limit = null)
@@ -79,6 +95,12 @@ public sealed class PipelineSampleSource : ISampleSource
         if (n == 0) yield break;
         var generated = _labels is not null ? _pipeline.GenerateBatches(_labels[..n], Options, OnProgress)
             : _pipeline.GenerateBatches(_prompts![..n], Options, OnProgress);
+        foreach (var batch in Split(generated, batchSize)) yield return batch;
+    }
+
+    /// <summary>Model batches handed out in pieces of at most <paramref name="batchSize"/>, quantised to uint8.</summary>
+    static IEnumerable<SampleBatch> Split(IEnumerable<GeneratedImages> generated, int batchSize)
+    {
         foreach (var images in generated)
         {
             using (images)

@@ -1,3 +1,4 @@
+using LatentDiffusion.Distributed;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -80,15 +81,50 @@ public sealed class EvaluationResult : IDisposable
 public static class SampleEvaluator
 {
     /// <summary>Runs <paramref name="extractor"/> over a source (at most <paramref name="limit"/> images); <paramref name="progress"/> gets the running image count.</summary>
+    /// <param name="group">Ranks that share the work (default: this process alone): each extracts its contiguous share
+    /// of the images (whole <see cref="ISampleSource.ShardAlignment"/> runs) and every rank gets all features in the
+    /// order of a single process. A source of unknown size, or with fewer runs than ranks, is read whole by every rank.</param>
     public static ExtractedFeatures Extract(IFeatureExtractor extractor, ISampleSource source, int batchSize, long? limit = null,
-        bool keepImages = false, Action<long>? progress = null)
+        bool keepImages = false, Action<long>? progress = null, IProcessGroup? group = null)
     {
         if (batchSize < 1) throw new LdmException($"batch size must be positive, got {batchSize}.");
+        group ??= SingleProcess.Instance;
+        long? total = source.Count is long count ? Math.Min(count, limit ?? long.MaxValue) : null;
+        int alignment = Math.Max(1, source.ShardAlignment);
+        if (group.Size == 1 || total is not long n || (n + alignment - 1) / alignment < group.Size)
+            return ExtractAll(extractor, source.Batches(batchSize, limit), source.Description, keepImages, progress);
+        using var mine = ExtractAll(extractor, source.Batches(batchSize, Shard.OfBatches(n, alignment, group.Rank, group.Size)),
+            source.Description, keepImages, progress);
+        return Gather(group, mine);
+    }
+
+    /// <summary>Every rank's features (and logits, labels, images when every rank has them) in rank order.</summary>
+    static ExtractedFeatures Gather(IProcessGroup group, ExtractedFeatures mine)
+    {
+        bool Everywhere(Tensor? t)
+        {
+            using var present = torch.tensor(t is null ? 0L : 1L, device: torch.CPU);
+            group.AllReduceSum(present);
+            return present.item<long>() == group.Size;
+        }
+        // Decided together first: every rank must join the same gathers.
+        bool logits = Everywhere(mine.Logits), labels = Everywhere(mine.Labels), images = Everywhere(mine.Images);
+        return new ExtractedFeatures
+        {
+            Features = group.AllGather(mine.Features),
+            Logits = logits ? group.AllGather(mine.Logits!) : null,
+            Labels = labels ? group.AllGather(mine.Labels!) : null,
+            Images = images ? group.AllGather(mine.Images!) : null,
+        };
+    }
+
+    static ExtractedFeatures ExtractAll(IFeatureExtractor extractor, IEnumerable<SampleBatch> batches, string description, bool keepImages, Action<long>? progress)
+    {
         var features = new List<Tensor>(); var logits = new List<Tensor>(); var labels = new List<Tensor>(); var images = new List<Tensor>();
         long count = 0; bool labelled = true;
         try
         {
-            foreach (var batch in source.Batches(batchSize, limit))
+            foreach (var batch in batches)
             {
                 using (batch)
                 using (var scope = torch.NewDisposeScope())
@@ -103,7 +139,7 @@ public static class SampleEvaluator
                 }
                 progress?.Invoke(count);
             }
-            if (count == 0) throw new LdmException($"'{source.Description}' gave no images; check the path or the sample count.");
+            if (count == 0) throw new LdmException($"'{description}' gave no images; check the path or the sample count.");
             return new ExtractedFeatures
             {
                 Features = torch.cat(features, 0),
@@ -119,11 +155,13 @@ public static class SampleEvaluator
     }
 
     /// <summary>Extracts sample (and reference) features and computes the metrics <paramref name="options"/> asks for; <paramref name="progress"/> gets ("samples" or "reference", images done).</summary>
+    /// <param name="group">Ranks that share the sampling and feature extraction (see <see cref="Extract"/>); every rank
+    /// computes the same metrics from the gathered features (default: this process alone).</param>
     public static EvaluationResult Evaluate(IFeatureExtractor extractor, ISampleSource samples, EvaluationReference reference,
-        EvaluationOptions options, Action<string, long>? progress = null)
+        EvaluationOptions options, Action<string, long>? progress = null, IProcessGroup? group = null)
     {
         var sampleFeatures = Extract(extractor, samples, options.BatchSize, options.MaxSamples, options.KeepSampleImages,
-            n => progress?.Invoke("samples", n));
+            n => progress?.Invoke("samples", n), group);
         ExtractedFeatures? refFeatures = null;
         try
         {
@@ -138,7 +176,7 @@ public static class SampleEvaluator
             }
             else
             {
-                refFeatures = Extract(extractor, reference.Images!, options.BatchSize, options.MaxSamples, false, n => progress?.Invoke("reference", n));
+                refFeatures = Extract(extractor, reference.Images!, options.BatchSize, options.MaxSamples, false, n => progress?.Invoke("reference", n), group);
                 refStats = FeatureStatistics.FromActivations(refFeatures.Features);
             }
             try { metrics["fid"] = FrechetDistance.Compute(sampleStats, refStats); }

@@ -1,6 +1,7 @@
 using LatentDiffusion.Autoencoders;
 using LatentDiffusion.Denoisers;
 using LatentDiffusion.Diffusion;
+using LatentDiffusion.Distributed;
 using LatentDiffusion.Text;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -157,6 +158,45 @@ public sealed class DiffusionPipeline : IDisposable
 
     /// <summary>
     /// The images of <see cref="Generate(IReadOnlyList{int}, SamplingOptions?, Action{GenerationProgress}?, CancellationToken)"/>
+    /// made by the ranks of <paramref name="group"/> together: each rank generates its share of whole batches
+    /// (<see cref="Shard.OfBatches"/>; the images equal a single process's) and every rank gets them all, in order.
+    /// Every rank must call it with the same arguments. With fewer batches than ranks, every rank makes them all.
+    /// </summary>
+    public GeneratedImages Generate(IReadOnlyList<int> classIds, IProcessGroup group, SamplingOptions? options = null,
+        Action<GenerationProgress>? onProgress = null, CancellationToken cancellationToken = default)
+    {
+        var ids = classIds.ToArray();
+        return Gather(group, ids.Length, options, part => Batches(Conditions.ForClasses(this, ids), options, onProgress, cancellationToken, part), ids, null);
+    }
+
+    /// <summary>The prompt overload of <see cref="Generate(IReadOnlyList{int}, IProcessGroup, SamplingOptions?, Action{GenerationProgress}?, CancellationToken)"/>.</summary>
+    public GeneratedImages Generate(IReadOnlyList<string> prompts, IProcessGroup group, SamplingOptions? options = null,
+        Action<GenerationProgress>? onProgress = null, CancellationToken cancellationToken = default)
+    {
+        var all = prompts.ToArray();
+        return Gather(group, all.Length, options, part => Batches(Conditions.ForPrompts(this, all), options, onProgress, cancellationToken, part), null, all);
+    }
+
+    /// <summary>The share of <paramref name="count"/> images that rank <paramref name="rank"/> of <paramref name="size"/>
+    /// generates in <see cref="Generate(IReadOnlyList{int}, IProcessGroup, SamplingOptions?, Action{GenerationProgress}?, CancellationToken)"/>
+    /// (all of them when there are fewer batches than ranks).</summary>
+    public Shard ShareOf(int count, int rank, int size, SamplingOptions? options = null)
+    {
+        int batch = (options ?? DefaultOptions).BatchSize;
+        return (count + batch - 1) / batch < size ? new Shard(0, count) : Shard.OfBatches(count, batch, rank, size);
+    }
+
+    GeneratedImages Gather(IProcessGroup group, int count, SamplingOptions? options, Func<Shard, IEnumerable<(Tensor images, int start)>> batches,
+        int[]? ids, string[]? prompts)
+    {
+        var part = ShareOf(count, group.Rank, group.Size, options);
+        using var mine = Collect(batches(part), null, null);
+        if (part.Count == count) return new GeneratedImages(mine.Images.alias(), !ReturnsImages, ids, prompts, ClassNames);
+        return new GeneratedImages(group.AllGather(mine.Images), !ReturnsImages, ids, prompts, ClassNames);
+    }
+
+    /// <summary>
+    /// The images of <see cref="Generate(IReadOnlyList{int}, SamplingOptions?, Action{GenerationProgress}?, CancellationToken)"/>
     /// one model batch at a time (same values), so that large sample sets (evaluation) never sit in memory whole.
     /// The caller disposes each batch.
     /// </summary>
@@ -166,6 +206,28 @@ public sealed class DiffusionPipeline : IDisposable
         var ids = classIds.ToArray();
         return Wrap(Batches(Conditions.ForClasses(this, ids), options, onProgress, cancellationToken),
             (start, n) => ids[start..(start + n)], null);
+    }
+
+    /// <summary>
+    /// The batches of <paramref name="images"/> (a run of whole batches, e.g. a rank's <see cref="ShareOf"/>) among
+    /// the images of <see cref="GenerateBatches(IReadOnlyList{int}, SamplingOptions?, Action{GenerationProgress}?, CancellationToken)"/>,
+    /// with the same values; the batches before it are replayed without the network.
+    /// </summary>
+    public IEnumerable<GeneratedImages> GenerateBatches(IReadOnlyList<int> classIds, Shard images, SamplingOptions? options = null,
+        Action<GenerationProgress>? onProgress = null, CancellationToken cancellationToken = default)
+    {
+        var ids = classIds.ToArray();
+        return Wrap(Batches(Conditions.ForClasses(this, ids), options, onProgress, cancellationToken, images),
+            (start, n) => ids[start..(start + n)], null);
+    }
+
+    /// <summary>The prompt overload of the sharded GenerateBatches.</summary>
+    public IEnumerable<GeneratedImages> GenerateBatches(IReadOnlyList<string> prompts, Shard images, SamplingOptions? options = null,
+        Action<GenerationProgress>? onProgress = null, CancellationToken cancellationToken = default)
+    {
+        var all = prompts.ToArray();
+        return Wrap(Batches(Conditions.ForPrompts(this, all), options, onProgress, cancellationToken, images),
+            null, (start, n) => all[start..(start + n)]);
     }
 
     /// <summary>The images of the prompt overload of Generate, one model batch at a time (see the class-id overload).</summary>
@@ -202,7 +264,7 @@ public sealed class DiffusionPipeline : IDisposable
 
     /// <summary>Samples, decodes and moves to the CPU batch by batch: (float32 images, index of the batch's first image).</summary>
     IEnumerable<(Tensor images, int start)> Batches(Conditions conditions, SamplingOptions? options,
-        Action<GenerationProgress>? onProgress, CancellationToken cancellationToken)
+        Action<GenerationProgress>? onProgress, CancellationToken cancellationToken, Shard? images = null)
     {
         var o = options ?? DefaultOptions;
         o.Validate();
@@ -217,14 +279,14 @@ public sealed class DiffusionPipeline : IDisposable
         {
             using (conditions)
             {
-                int start = 0;
+                int start = (int)(images?.Start ?? 0);
                 foreach (var samples in SamplingLoop.RunBatches(Info.Backbone, Device, diffusion, total, o, clip,
                     (done, n, step, steps) =>
                     {
                         cancellationToken.ThrowIfCancellationRequested();
                         onProgress?.Invoke(new GenerationProgress(done, total, n, step + 1, steps));
                     },
-                    (first, n) => conditions.Bind(_network, first, n, o)))
+                    (first, n) => conditions.Bind(_network, first, n, o), images))
                 {
                     Tensor images;
                     using (samples)

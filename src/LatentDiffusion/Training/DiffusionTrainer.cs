@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using LatentDiffusion.Denoisers;
 using LatentDiffusion.Diffusion;
+using LatentDiffusion.Distributed;
 using LatentDiffusion.IO;
 using LatentDiffusion.Text;
 using LatentDiffusion.Transformers;
@@ -25,6 +26,12 @@ namespace LatentDiffusion.Training;
 /// (seed, step), so a run resumed from its checkpoint (even after kill -9) continues the same loss curve.
 /// A text model (config <c>text</c>) trains on the data's captions, tokenized with <see cref="DenoiserInfo.Tokenizer"/>;
 /// each caption becomes the empty caption with probability text.dropout_prob, drawn from the step's generator.
+/// <para>Data parallel: given a <see cref="IProcessGroup"/> of N ranks, every rank makes the step's draws for the whole
+/// global batch of <see cref="DiffusionTrainingOptions.BatchSize"/> (data, timesteps, noise, label or caption dropout)
+/// exactly as one process would, then trains on its rows (rank r: rows B·r/N to B·(r+1)/N); the gradients are averaged
+/// over the ranks (<see cref="GradientAverager"/>) before clipping and the optimizer, so every rank applies the update
+/// of the global batch and holds the same weights. The logged loss is the global batch's. Rank 0 alone writes the run
+/// folder; the other ranks take its state at the start (<see cref="TrainingRun.FollowMain"/>).</para>
 /// </summary>
 public sealed class DiffusionTrainer : ITrainable, IDisposable
 {
@@ -46,6 +53,9 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
     readonly BatchPrefetcher _prefetcher;
     readonly TrainingRun _run;
     readonly RunSettings _settings;
+    readonly IProcessGroup _group;
+    readonly Shard _rows;
+    readonly GradientAverager _gradients;
 
     /// <summary>What is trained: the architecture, the diffusion, the data space and the conditioning.</summary>
     public DenoiserInfo Info { get; }
@@ -53,8 +63,10 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
     public Device Device { get; }
     /// <summary>The settings of this run (validated).</summary>
     public DiffusionTrainingOptions Options { get; }
-    /// <summary>The run folder, or null for a run in memory.</summary>
+    /// <summary>The run folder, or null for a run in memory (and on every rank but 0).</summary>
     public string? RunDir => _run.RunDir;
+    /// <summary>The ranks training together (<see cref="SingleProcess.Instance"/> for one process).</summary>
+    public IProcessGroup Group => _group;
     /// <summary>Steps done so far.</summary>
     public long Step => _run.Step;
     /// <summary>The step of the checkpoint this run resumed from, or null for a new run.</summary>
@@ -78,10 +90,17 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
     /// <param name="runDir">The run folder, or null to train in memory without writing files.</param>
     /// <param name="device">Where the networks train (default: the CPU). Every random draw is made on the CPU, so a seed
     /// gives the same draws on any device; a run may resume on another device.</param>
-    public DiffusionTrainer(DenoiserInfo info, ITrainingData data, DiffusionTrainingOptions options, string? runDir, Device? device = null)
+    /// <param name="group">The ranks training together, each on its share of every batch (default: this process alone).
+    /// Every rank passes the same arguments; only rank 0 writes to <paramref name="runDir"/>.</param>
+    public DiffusionTrainer(DenoiserInfo info, ITrainingData data, DiffusionTrainingOptions options, string? runDir, Device? device = null,
+        IProcessGroup? group = null)
     {
         Device = device ?? torch.CPU;
         options.Validate();
+        _group = group ?? SingleProcess.Instance;
+        if (options.BatchSize % _group.Size != 0)
+            throw new LdmException($"the batch size {options.BatchSize} (--batch-size) does not divide among {_group.Size} ranks; give a multiple of {_group.Size}.");
+        _rows = Shard.Of(options.BatchSize, _group.Rank, _group.Size);
         if (data.Count < 1) throw new LdmException("the training data is empty; give a data set with images.");
         Info = info; Options = options; _data = data;
         info.Check("the training setup");
@@ -106,7 +125,13 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
         if (options.Bf16) _mixed = new MixedPrecision(_optimizer.Parameters, info.Backbone.Build().to(Device));
         _settings = new RunSettings().Add(JsonNode.Parse(info.Backbone.ToJson())).Add(JsonSerializer.SerializeToNode(info.Diffusion), "diffusion.")
             .AddOptions(options, ResumableOptions);
-        try { _run = new TrainingRun(this, new TrainingSchedule(options.Steps, options.LearningRate, options.WarmupSteps, options.LogEvery, options.CheckpointEvery), runDir, Advice); }
+        _gradients = new GradientAverager(_model.parameters(), _group);
+        try
+        {
+            _run = new TrainingRun(this, new TrainingSchedule(options.Steps, options.LearningRate, options.WarmupSteps, options.LogEvery, options.CheckpointEvery),
+                _group.IsMain ? runDir : null, Advice, _group);
+            _run.FollowMain();
+        }
         catch { Dispose(); throw; }
     }
 
@@ -114,7 +139,7 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
     public void Run(Action<TrainingProgress>? onProgress = null, CancellationToken cancel = default) =>
         _run.Run(onProgress, cancel, step =>
         {
-            if ((Options.SampleEvery > 0 && step % Options.SampleEvery == 0) || step == Options.Steps) OnSample?.Invoke(step, _ema);
+            if (_group.IsMain && ((Options.SampleEvery > 0 && step % Options.SampleEvery == 0) || step == Options.Steps)) OnSample?.Invoke(step, _ema);
         });
 
     /// <summary>Runs <paramref name="count"/> optimisation steps without checkpoints (benchmarks).</summary>
@@ -150,15 +175,20 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
     /// <summary>One optimisation step; returns the mean loss of the batch.</summary>
     IReadOnlyDictionary<string, double> ITrainable.TrainStep(long step, double lr) => new Dictionary<string, double> { ["loss"] = TrainStep(step, lr) };
 
+    /// <summary>This rank's rows of a global-batch tensor (all of it for one process).</summary>
+    Tensor Mine(Tensor global) => global.narrow(0, _rows.Start, _rows.Count);
+
     double TrainStep(long step, double lr)
     {
         using var scope = torch.NewDisposeScope();
         using var batch = _prefetcher.Take(step);
         var (indices, generator) = (batch.Indices, batch.Generator!);
-        var x0 = batch.X.to(Device);
-        var labels = batch.Labels?.to(Device);
+        // Every draw is made for the global batch, in the order of a single process; then this rank keeps its rows.
+        var x0 = Mine(batch.X).to(Device);
+        var labels = batch.Labels is null ? null : Mine(batch.Labels).to(Device);
         var (t, _) = _timesteps.Sample(Options.BatchSize, generator, Device);
-        var noise = torch.randn(x0.shape, generator: generator, device: torch.CPU).to(Device);
+        t = Mine(t);
+        var noise = Mine(torch.randn(batch.X.shape, generator: generator, device: torch.CPU)).to(Device);
 
         var net = _mixed != null ? (DenoiserNetwork)_mixed.Compute : _model;
         _mixed?.SyncWeights();
@@ -172,20 +202,27 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
                 var captions = _data.GetCaptions(indices) ?? new string?[indices.Length];
                 var tokens = TokenBatch.Encode(Info.TextTokenizer, captions, text.MaxTokens, Device);
                 var (kept, _) = CaptionDropout.Apply(tokens, text.DropoutProb, Info.TextTokenizer.PadId, generator);
-                denoiser = (x, tt) => net.ForwardText(x, tt, kept.Ids, kept.Mask);
+                var (ids, mask) = (Mine(kept.Ids), Mine(kept.Mask));
+                denoiser = (x, tt) => net.ForwardText(x, tt, ids, mask);
             }
             else
             {
-                net.LabelDropoutGenerator = generator;
+                // The draw the model would make from the generator (the step's last), for the global batch.
+                net.LabelDropoutDraws = Mine(torch.rand(new[] { (long)Options.BatchSize }, device: torch.CPU, generator: generator));
                 denoiser = (x, tt) => net.forward(x, tt, labels);
             }
             var losses = _diffusion.TrainingLosses(denoiser, x0, t, noise);
             var loss = losses.Loss.mean();
-            double value = loss.item<float>();
+            // The global batch's loss: the mean of the ranks' equal shares (every rank sees the same value, so all of
+            // them take the same branch below).
+            var globalLoss = loss.detach().to(ScalarType.Float32, torch.CPU).clone();
+            _group.AllReduceMean(globalLoss);
+            double value = globalLoss.item<float>();
             if (!double.IsFinite(value)) return value;
             _optimizer.ZeroGrad();
             loss.backward();
             _mixed?.CopyGradientsToMaster();
+            _gradients.AllReduceMean();
             if (Options.GradClip > 0)
                 torch.nn.utils.clip_grad_norm_(_model.parameters(), Options.GradClip);
             _optimizer.LearningRate = lr;
@@ -195,8 +232,8 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
         }
         finally
         {
-            // The generator is disposed when this step ends; the model must not keep a reference to it.
-            net.LabelDropoutGenerator = null;
+            // The draws are disposed when this step ends; the model must not keep a reference to them.
+            net.LabelDropoutDraws = null;
         }
     }
 
@@ -250,6 +287,7 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
     public void Dispose()
     {
         _run?.Dispose();
+        _gradients?.Dispose();
         _prefetcher.Dispose();
         _optimizer.Dispose();
         _emaLayout?.Dispose();

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using LatentDiffusion.Distributed;
 using LatentDiffusion.IO;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -14,6 +15,10 @@ namespace LatentDiffusion.Training;
 /// checkpoint the run resumes from it (<see cref="ResumedFromStep"/>), provided it asks for the same settings; a run
 /// whose step budget is reached is <see cref="IsFinished"/> and a larger budget continues it. Without a run folder
 /// (null) nothing is written and the metrics stay in <see cref="Metrics"/>.</para>
+/// <para>In a group of several ranks (data-parallel training) only rank 0 is given the run folder: it alone reads the
+/// checkpoint, writes files and logs; <see cref="FollowMain"/> then gives every rank rank 0's step and state. Each rank
+/// stops on the same step for cancellation or divergence (the decisions are all-reduced), and the weights are compared
+/// across ranks at every log step.</para>
 /// </summary>
 internal sealed class TrainingRun : IDisposable
 {
@@ -23,6 +28,7 @@ internal sealed class TrainingRun : IDisposable
     const string UnrecordedKind = "diffusion-transformer";
 
     readonly ITrainable _trainee;
+    readonly IProcessGroup _group;
     readonly string _divergenceAdvice;
     readonly MetricsLog _log;
     readonly Stopwatch _clock = new();
@@ -49,9 +55,11 @@ internal sealed class TrainingRun : IDisposable
     /// <param name="schedule">Step budget, learning-rate schedule and logging/checkpoint intervals.</param>
     /// <param name="runDir">The run folder, or null for a run in memory.</param>
     /// <param name="divergenceAdvice">What to tell the user when the loss or a weight becomes non-finite.</param>
-    public TrainingRun(ITrainable trainee, TrainingSchedule schedule, string? runDir, string divergenceAdvice)
+    /// <param name="group">The ranks training together (null: this process alone); pass <paramref name="runDir"/> on rank 0 only.</param>
+    public TrainingRun(ITrainable trainee, TrainingSchedule schedule, string? runDir, string divergenceAdvice, IProcessGroup? group = null)
     {
         _trainee = trainee;
+        _group = group ?? SingleProcess.Instance;
         Schedule = schedule;
         RunDir = runDir;
         _divergenceAdvice = divergenceAdvice;
@@ -83,13 +91,41 @@ internal sealed class TrainingRun : IDisposable
     }
 
     /// <summary>
+    /// Makes every rank continue from rank 0's state: its step (a resumed run's) and every state tensor (weights, EMA,
+    /// optimizer moments), broadcast in name order. Ranks start from the same seed anyway; this also covers a resume,
+    /// which only rank 0 reads, and any difference in initialisation. Nothing happens in a group of one.
+    /// </summary>
+    public void FollowMain()
+    {
+        if (_group.Size == 1) return;
+        using var scope = torch.NewDisposeScope();
+        var step = torch.tensor(Step, device: torch.CPU);
+        _group.Broadcast(step);
+        Step = _lastCheckpoint = step.item<long>();
+        var state = _trainee.StateTensors();
+        foreach (var name in state.Keys.Order(StringComparer.Ordinal)) _group.Broadcast(state[name]);
+        // The tensors may be copies (and the optimizer keeps its step count outside them): load them back.
+        if (!_group.IsMain) _trainee.LoadState(state, "rank 0's training state");
+    }
+
+    /// <summary>True on every rank when <paramref name="mine"/> is true on any rank, so all of them take the same branch
+    /// (one rank stopping alone would leave the others waiting in a collective).</summary>
+    bool AnyRank(bool mine)
+    {
+        if (_group.Size == 1) return mine;
+        using var flag = torch.tensor(mine ? 1L : 0L, device: torch.CPU);
+        _group.AllReduceSum(flag);
+        return flag.item<long>() > 0;
+    }
+
+    /// <summary>
     /// Trains until the step budget or <paramref name="cancel"/>; checkpoints every <see cref="TrainingSchedule.CheckpointEvery"/>
     /// steps, at the end and when cancelled. <paramref name="afterStep"/> runs after each step's checkpoint (e.g. sample grids).
     /// Does nothing when the run <see cref="IsFinished"/>.
     /// </summary>
     public void Run(Action<TrainingProgress>? onProgress = null, CancellationToken cancel = default, Action<long>? afterStep = null)
     {
-        while (!IsFinished && !cancel.IsCancellationRequested)
+        while (!IsFinished && !AnyRank(cancel.IsCancellationRequested))
         {
             var values = StepOnce();
             onProgress?.Invoke(new TrainingProgress(Step, Schedule.Steps, values["loss"], StepsPerSecond, LearningRate, values));
@@ -113,7 +149,11 @@ internal sealed class TrainingRun : IDisposable
         LearningRate = lr;
         foreach (var (name, value) in values) _sums[name] = _sums.GetValueOrDefault(name) + value;
         _summed++;
-        if (Step % Schedule.LogEvery == 0 || IsFinished) WriteMetrics();
+        if (Step % Schedule.LogEvery == 0 || IsFinished)
+        {
+            WriteMetrics();
+            WeightChecksum.Check(_group, _trainee.Weights(), Step);
+        }
         return values;
     }
 
@@ -142,9 +182,9 @@ internal sealed class TrainingRun : IDisposable
         {
             // A finite loss does not prove finite weights (a NaN gradient passes through AdamW into them); never replace
             // the last good checkpoint with weights nobody can resume from or sample.
-            foreach (var (name, weight) in _trainee.Weights())
-                if (!weight.isfinite().all().item<bool>())
-                    throw new TrainingDivergedException($"the weight '{name}' became non-finite", Step, RunDir, _divergenceAdvice);
+            var bad = _trainee.Weights().FirstOrDefault(w => !w.weight.isfinite().all().item<bool>()).name;
+            if (AnyRank(bad is not null))
+                throw new TrainingDivergedException($"the weight '{bad ?? "(on another rank)"}' became non-finite", Step, RunDir, _divergenceAdvice);
             if (RunDir != null)
             {
                 var meta = new Dictionary<string, string>(_trainee.CheckpointMetadata)

@@ -113,7 +113,9 @@ public sealed class DiffusionTransformer : DenoiserNetwork
             throw new LdmException("this is a text-conditioned model, it takes captions, not class labels; pass token ids to ForwardText.");
         CheckBatch(x, t, y.shape[0]);
         using var scope = torch.NewDisposeScope();
-        var cond = y_embedder.forward(y.to(x.device), training, LabelDropoutGenerator);   // (N, D)
+        // Draws made by the caller (the trainer) replace the embedder's own, with the same comparison.
+        var drops = training && y_embedder.DropoutProb > 0 && LabelDropoutDraws is { } u ? (u < y_embedder.DropoutProb).to(ScalarType.Int64) : null;
+        var cond = y_embedder.forward(y.to(x.device), training, LabelDropoutGenerator, drops);   // (N, D)
         Tap("y_embedder", cond);
         return ForwardTokens(x, t, cond.unsqueeze(1), null).MoveToOuterDisposeScope();
     }

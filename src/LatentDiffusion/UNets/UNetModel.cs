@@ -216,7 +216,8 @@ public sealed class UNetModel : DenoiserNetwork
         }
         var ids = y.to(ScalarType.Int64);
         if (!drop || !training || rows == Config.NumClasses) return ids;
-        var dropped = torch.rand(new[] { y.shape[0] }, device: torch.CPU, generator: LabelDropoutGenerator).to(y.device) < Config.ClassDropoutProb;   // CPU draw: same on every device
+        var draws = LabelDropoutDraws ?? torch.rand(new[] { y.shape[0] }, device: torch.CPU, generator: LabelDropoutGenerator);   // CPU draw: same on every device
+        var dropped = draws.to(y.device) < Config.ClassDropoutProb;
         return torch.where(dropped, torch.full_like(ids, Config.NullClass), ids);
     }
 
