@@ -4,79 +4,43 @@ using static TorchSharp.torch;
 namespace LatentDiffusion.Distributed;
 
 /// <summary>
-/// Averages the gradients of a model's parameters over the ranks of a group, so every rank applies the same update:
-/// the gradient of the mean loss over the global batch when each rank's loss is the mean over its equal share.
-/// Parameters are packed into flat buffers of about <see cref="DefaultBucketBytes"/> (PyTorch DDP's default) and each
-/// buffer is all-reduced in one call: a few large messages cost far less than one message per parameter.
+/// Averages a model's gradients over the ranks of a group, so every rank applies the same update: the gradient of the
+/// mean loss over the global batch when each rank's loss is the mean over its equal share. The gradients live in one
+/// flat buffer (the trainer lays them out so), which is all-reduced in place in slices of about
+/// <see cref="DefaultBucketBytes"/> (PyTorch DDP's bucket size): a few large messages cost far less than one message
+/// per parameter, and no gradient is copied.
 /// </summary>
-public sealed class GradientAverager : IDisposable
+public sealed class GradientAverager
 {
     /// <summary>Bytes of gradients per all-reduce call (25 MB, as torch.nn.parallel.DistributedDataParallel).</summary>
     public const long DefaultBucketBytes = 25L << 20;
 
     readonly IProcessGroup _group;
-    readonly List<(Tensor[] parameters, Tensor flat)> _buckets = [];
+    readonly Tensor _gradients;
+    readonly long _bucketElements;
 
-    /// <param name="parameters">The trained parameters, in the same order on every rank.</param>
+    /// <param name="gradients">Every trained parameter's gradient in one contiguous CPU buffer, laid out alike on every rank.</param>
     /// <param name="group">The ranks to average over; with one rank <see cref="AllReduceMean"/> does nothing.</param>
-    /// <param name="bucketBytes">Bytes per flat buffer (a parameter larger than this gets a buffer of its own).</param>
-    public GradientAverager(IEnumerable<Tensor> parameters, IProcessGroup group, long bucketBytes = DefaultBucketBytes)
+    /// <param name="bucketBytes">Bytes per all-reduce call.</param>
+    public GradientAverager(Tensor gradients, IProcessGroup group, long bucketBytes = DefaultBucketBytes)
     {
+        if (gradients.dim() != 1 || !gradients.is_contiguous())
+            throw new ArgumentException("the gradients must be one contiguous flat buffer", nameof(gradients));
         _group = group;
-        if (group.Size == 1) return;
-        var current = new List<Tensor>();
-        long bytes = 0;
-        foreach (var p in parameters.Where(p => p.requires_grad))
-        {
-            bool sameDtype = current.Count == 0 || current[0].dtype == p.dtype;
-            if (current.Count > 0 && (!sameDtype || bytes + p.NumberOfElements * p.ElementSize > bucketBytes))
-            {
-                AddBucket(current);
-                current = [];
-                bytes = 0;
-            }
-            current.Add(p);
-            bytes += p.NumberOfElements * p.ElementSize;
-        }
-        if (current.Count > 0) AddBucket(current);
+        _gradients = gradients;
+        _bucketElements = Math.Max(1, bucketBytes / gradients.ElementSize);
     }
 
-    void AddBucket(List<Tensor> parameters) =>
-        _buckets.Add((parameters.ToArray(), torch.empty(parameters.Sum(p => p.NumberOfElements), dtype: parameters[0].dtype, device: torch.CPU)));
-
-    /// <summary>Replaces every parameter's gradient by its mean over the ranks (a missing gradient counts as zero and
-    /// is created, so every rank updates the same parameters).</summary>
+    /// <summary>Replaces the gradients by their mean over the ranks.</summary>
     public void AllReduceMean()
     {
         if (_group.Size == 1) return;
         using var noGrad = torch.no_grad();
-        foreach (var (parameters, flat) in _buckets)
+        long n = _gradients.NumberOfElements;
+        for (long offset = 0; offset < n; offset += _bucketElements)
         {
-            using var scope = torch.NewDisposeScope();
-            long offset = 0;
-            foreach (var p in parameters)
-            {
-                var part = flat.narrow(0, offset, p.NumberOfElements);
-                if (p.grad is { } g) part.copy_(g.reshape(-1));
-                else part.zero_();
-                offset += p.NumberOfElements;
-            }
-            _group.AllReduceMean(flat);
-            offset = 0;
-            foreach (var p in parameters)
-            {
-                var part = flat.narrow(0, offset, p.NumberOfElements).view(p.shape);
-                if (p.grad is { } g) g.copy_(part);
-                else p.grad = part.clone().DetachFromDisposeScope();
-                offset += p.NumberOfElements;
-            }
+            using var bucket = _gradients.narrow(0, offset, Math.Min(_bucketElements, n - offset));
+            _group.AllReduceMean(bucket);
         }
-    }
-
-    /// <summary>Frees the flat buffers.</summary>
-    public void Dispose()
-    {
-        foreach (var (_, flat) in _buckets) flat.Dispose();
-        _buckets.Clear();
     }
 }

@@ -125,7 +125,7 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
         if (options.Bf16) _mixed = new MixedPrecision(_optimizer.Parameters, info.Backbone.Build().to(Device));
         _settings = new RunSettings().Add(JsonNode.Parse(info.Backbone.ToJson())).Add(JsonSerializer.SerializeToNode(info.Diffusion), "diffusion.")
             .AddOptions(options, ResumableOptions);
-        _gradients = new GradientAverager(_model.parameters(), _group);
+        _gradients = new GradientAverager(_optimizer.Parameters.Gradients, _group);
         try
         {
             _run = new TrainingRun(this, new TrainingSchedule(options.Steps, options.LearningRate, options.WarmupSteps, options.LogEvery, options.CheckpointEvery),
@@ -287,7 +287,6 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
     public void Dispose()
     {
         _run?.Dispose();
-        _gradients?.Dispose();
         _prefetcher.Dispose();
         _optimizer.Dispose();
         _emaLayout?.Dispose();
