@@ -8,11 +8,12 @@ namespace LatentDiffusion.Layers;
 /// broadcastable to (N, H, L, S) (true = may be attended), as <c>scaled_dot_product_attention</c> computes it.
 /// </summary>
 /// <remarks>
-/// In bf16 on the CPU the two products are written out instead of calling libtorch's fused kernel: for DiT-S/2's shapes
-/// (6 heads of 64, 258 tokens) the fused kernel's forward and backward took 2.5–5× as long as two batched bf16 products
-/// and a softmax (AVX-512 BF16 EPYC, libtorch 2.10; docs/performance.md), because its blocked loops do not reach the
-/// bf16 product kernels. It stores the (L, S) attention weights for the backward pass, which the fused kernel avoids:
-/// 6 × 258² bf16 values per image and block (0.8 MB). float32 keeps the fused kernel, whose speed is the products' own.
+/// In bf16 on the CPU the products are written out instead of calling libtorch's fused kernel, which for DiT-S/2's
+/// shapes (6 heads of 64, 258 tokens) took 1.3–1.5× as long forward and backward (AVX-512 BF16 EPYC, libtorch 2.10;
+/// docs/performance.md). The scores q kᵀ and their softmax are computed in float32, as the fused kernel accumulates
+/// them, so the result is as close to float64 as the fused kernel's; rounding the scores to bf16 would be faster still
+/// (2–3×) but 1.5× further off. The attention weights (L × S per head) are kept for the backward pass, which the fused
+/// kernel avoids: 6 × 258² values per image and block. float32 keeps the fused kernel.
 /// </remarks>
 internal static class DotProductAttention
 {
@@ -22,8 +23,9 @@ internal static class DotProductAttention
             return nn.functional.scaled_dot_product_attention(q, k, v, mask);
         using var scope = NewDisposeScope();
         // Scaling q (L·d values) is cheaper than scaling the scores (L·S).
-        var scores = (q * (1.0 / Math.Sqrt(q.shape[^1]))).matmul(k.transpose(-2, -1));
+        var q32 = q.to(ScalarType.Float32) * (1.0 / Math.Sqrt(q.shape[^1]));
+        var scores = q32.matmul(k.to(ScalarType.Float32).transpose(-2, -1));
         if (mask is not null) scores = scores.masked_fill(mask.logical_not(), double.NegativeInfinity);
-        return scores.softmax(-1).matmul(v).MoveToOuterDisposeScope();
+        return scores.softmax(-1).to(v.dtype).matmul(v).MoveToOuterDisposeScope();
     }
 }
