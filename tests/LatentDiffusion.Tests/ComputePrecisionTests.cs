@@ -270,6 +270,20 @@ public sealed class DtypeAutoCliTests : IDisposable
     }
 
     [Fact]
+    public void Train_PrintsTheAutoChoice_AndResumesUnderAnotherDtype()
+    {
+        string run = Path.Combine(_dir, "run");
+        string[] common = ["train", "--data", "shapes:count=32", "--out", run, "--hidden-size", "32", "--depth", "1", "--num-heads", "2",
+            "--patch-size", "8", "--batch-size", "4", "--log-every", "1", "--sample-steps", "1"];
+        var first = CliTestHost.Run([.. common, "--steps", "1"]);
+        Assert.True(first.ExitCode == 0, first.ToString());
+        Assert.Contains("dtype auto → ", first.Stdout);
+        var resumed = CliTestHost.Run([.. common, "--steps", "2", "--dtype", ComputePrecision.Auto().Dtype == ScalarType.BFloat16 ? "float32" : "bf16"]);
+        Assert.True(resumed.ExitCode == 0, resumed.ToString());
+        Assert.Contains("resuming", resumed.Stdout);
+    }
+
+    [Fact]
     public void Bench_ShowsPeaksMfuForwardAndTheStepProfile()
     {
         string model = TinyModels.SaveCheckpoint(_dir);
