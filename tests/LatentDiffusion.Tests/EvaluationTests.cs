@@ -387,7 +387,8 @@ public sealed class EvaluationTests
         Assert.Equal(2, report.Steps);
         Assert.Equal(1.5, report.Guidance);
         Assert.Equal(3, report.Seed);
-        Assert.Equal("float32", report.Dtype);
+        // --dtype auto (the default) records what it resolved to on this machine.
+        Assert.Equal(Diagnostics.ComputePrecision.Auto().Dtype == ScalarType.BFloat16 ? "bf16" : "float32", report.Dtype);
         Assert.Equal(6, report.SampleCount);
         Assert.StartsWith($"classifier:{clf}", report.FeatureNetwork);
         Assert.Contains("sample_accuracy", report.Metrics.Keys);

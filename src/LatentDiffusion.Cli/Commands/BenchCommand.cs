@@ -15,11 +15,14 @@ using static TorchSharp.torch;
 namespace LatentDiffusion.Cli.Commands;
 
 /// <summary>
-/// `ldm bench`: training steps per second (forward, backward, AdamW step) and sampling images per second for a preset,
-/// batch size and dtype, as the median of several timed runs after warm-up, with the peak resident memory. With
-/// bf16 it also reports how far the bf16 model's outputs are from float32's on the same input. Every run prints the
-/// model's cost per image (<see cref="ModelCost"/>: parameters, forward and training FLOPs), a UNet beside the
-/// Transformer preset it is sized against; <c>--only cost</c> prints just that, without building anything.
+/// `ldm bench`: training steps per second (forward, backward, AdamW step), one forward pass and sampling images per
+/// second for a preset, batch size and dtype, as the median of several timed runs after warm-up, with the peak resident
+/// memory. It shows the machine's measured matrix-product speeds (float32, bf16: what <c>--dtype auto</c> chooses from)
+/// and each figure's share of the peak of its dtype (MFU: model FLOPs / time / peak). <c>--profile</c> splits the
+/// training step into data, forward, backward, optimizer and EMA. With bf16 it also reports how far the bf16 model's
+/// outputs are from float32's on the same input. Every run prints the model's cost per image (<see cref="ModelCost"/>:
+/// parameters, forward and training FLOPs), a UNet beside the Transformer preset it is sized against; <c>--only cost</c>
+/// prints just that, without building anything.
 /// </summary>
 public static class BenchCommand
 {
@@ -34,7 +37,7 @@ public static class BenchCommand
         var numClasses = new Option<int>("--num-classes") { Description = "Classes of the benchmarked model.", DefaultValueFactory = _ => 1000 };
         var classes = CommonOptions.Deprecated<int>("--classes");
         var batch = new Option<int>("--batch-size", "-b") { Description = "Batch size.", DefaultValueFactory = _ => 8 };
-        var dtype = CommonOptions.Dtype("Compute dtype (bf16: mixed-precision training, bf16 sampling)", "float32", ScalarType.Float32, ScalarType.BFloat16);
+        var dtype = CommonOptions.ComputeDtype("Compute dtype (bf16: mixed-precision training, bf16 sampling)", ScalarType.Float32, ScalarType.BFloat16);
         var warmupRuns = new Option<int>("--warmup-runs") { Description = "Untimed runs before the timed ones.", DefaultValueFactory = _ => 2 };
         var warmup = CommonOptions.Deprecated<int>("--warmup");
         var runs = new Option<int>("--runs") { Description = "Timed runs (the median is reported).", DefaultValueFactory = _ => 5 };
@@ -42,22 +45,25 @@ public static class BenchCommand
         var guidance = new Option<double>("--guidance") { Description = "Guidance scale while sampling (not 1: doubled batch).", DefaultValueFactory = _ => 4.0 };
         var runtime = CommonOptions.Runtime();
         var model = new Option<string?>("--model") { Description = "Bench the architecture and diffusion of this class-model checkpoint (e.g. a study's run) instead of a preset." };
-        var only = new Option<string>("--only") { Description = "train, sample, both, or cost (parameters and FLOPs per image only: nothing is built or timed).", DefaultValueFactory = _ => "both" };
+        var only = new Option<string>("--only") { Description = "train, sample, forward (one forward pass at the batch, guidance 1, no sampler loop), both (train and sample), or cost (parameters and FLOPs per image only: nothing is built or timed).", DefaultValueFactory = _ => "both" };
+        var profile = new Option<bool>("--profile") { Description = "Split the training step into data, forward, backward, optimizer and EMA (medians over the timed runs)." };
         var command = new Command("bench", "Measure training and sampling throughput and peak memory for a model preset.")
         {
-            backbone, preset, block, unetPreset, inputSize, channels, numClasses, classes, batch, dtype, warmupRuns, warmup, runs, sampleSteps, guidance, only, model,
+            backbone, preset, block, unetPreset, inputSize, channels, numClasses, classes, batch, dtype, warmupRuns, warmup, runs, sampleSteps, guidance, only, profile, model,
         };
         foreach (var o in runtime.All) command.Options.Add(o);
         command.SetAction(parse =>
         {
             var device = runtime.Apply(parse);
-            var computeDtype = DtypeNames.Parse(parse.GetValue(dtype), ScalarType.Float32, ScalarType.BFloat16);
+            var computeDtype = DtypeNames.ParseCompute(parse.GetValue(dtype), ScalarType.Float32, ScalarType.BFloat16);
             int nWarm = CommonOptions.ReadDeprecated(parse, warmup, "--warmup-runs {}", out int oldWarm) ? oldWarm : parse.GetValue(warmupRuns);
             int nClasses = CommonOptions.ReadDeprecated(parse, classes, "--num-classes {}", out int oldClasses) ? oldClasses : parse.GetValue(numClasses);
             int b = parse.GetValue(batch), nRuns = parse.GetValue(runs), steps = parse.GetValue(sampleSteps);
             if (b < 1 || nWarm < 0 || nRuns < 1 || steps < 1) throw new LdmException("--batch-size, --runs and --sample-steps must be at least 1 and --warmup-runs at least 0.");
             string what = parse.GetValue(only)!.ToLowerInvariant();
-            if (what is not ("train" or "sample" or "both" or "cost")) throw new LdmException($"--only '{what}' is unknown; use train, sample, both or cost.");
+            if (what is not ("train" or "sample" or "forward" or "both" or "cost")) throw new LdmException($"--only '{what}' is unknown; use train, sample, forward, both or cost.");
+            bool withProfile = parse.GetValue(profile);
+            if (withProfile && what is not ("train" or "both")) throw new LdmException($"--profile splits the training step; drop --only {what} or use --only train.");
             static bool Given(System.CommandLine.ParseResult p, Option o) => p.GetResult(o) is { Implicit: false };
             if (parse.GetValue(model) is { } modelPath)
             {
@@ -71,7 +77,7 @@ public static class BenchCommand
                     PrintCost(saved.Backbone, null);
                     return 0;
                 }
-                Print(Run(saved, b, computeDtype, nWarm, nRuns, steps, parse.GetValue(guidance), what, device), null);
+                Print(Run(saved, b, computeDtype, nWarm, nRuns, steps, parse.GetValue(guidance), what, device, withProfile), null);
                 return 0;
             }
             bool unet = TrainCommand.ParseBackbone(parse.GetValue(backbone)!) == UNetConfig.BackboneKind;
@@ -93,7 +99,7 @@ public static class BenchCommand
                 return 0;
             }
             var info = new DenoiserInfo(cfg, new DiffusionConfig { LearnSigma = cfg.LearnSigma }, DataSpace.Latent, []);
-            var result = Run(info, b, computeDtype, nWarm, nRuns, steps, parse.GetValue(guidance), what, device);
+            var result = Run(info, b, computeDtype, nWarm, nRuns, steps, parse.GetValue(guidance), what, device, withProfile);
             Print(result, peer);
             return 0;
         });
@@ -102,12 +108,40 @@ public static class BenchCommand
 
     public sealed record BenchResult(IBackboneConfig Config, long Parameters, int Batch, string Dtype, int Threads, string? Allocator,
         double? TrainStepsPerSec, double[]? TrainTimes, double? SampleImagesPerSec, int SampleSteps, double GuidanceScale, double[]? SampleTimes,
-        double? Bf16MaxAbsDiff, double? Bf16RelDiff, double? Bf16SampleMaxAbsDiff, double? SampleMaxAbs, long PeakRssBytes);
+        double? Bf16MaxAbsDiff, double? Bf16RelDiff, double? Bf16SampleMaxAbsDiff, double? SampleMaxAbs, long PeakRssBytes)
+    {
+        /// <summary>The machine's product speeds and what auto picks from them.</summary>
+        public PrecisionChoice? Precision { get; init; }
+        /// <summary>Whether the dtype was chosen by auto.</summary>
+        public bool DtypeIsAuto { get; init; }
+        /// <summary>Median seconds of one forward pass at the batch (guidance 1), and every timed run.</summary>
+        public double? ForwardSeconds { get; init; }
+        public double[]? ForwardTimes { get; init; }
+        /// <summary>With --profile: the phases of the timed training steps.</summary>
+        public StepTimings? Profile { get; init; }
 
-    public static BenchResult Run(DenoiserInfo info, int batch, ScalarType dtype, int warmup, int runs, int sampleSteps, double guidance, string what,
-        Device? device = null)
+        ScalarType ComputeType => Dtype == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32;
+        double Peak => Precision?.PeakGFlops(ComputeType) ?? double.NaN;
+        /// <summary>Training step's share of the dtype's product peak: training FLOPs of the batch / step time / peak.</summary>
+        public double? TrainUtilization => TrainStepsPerSec is double sps ? Utilization.Of(ModelCost.Of(Config).TrainingFlopsPerImage * Batch, 1 / sps, Peak) : null;
+        /// <summary>One forward pass's share of the peak.</summary>
+        public double? ForwardUtilization => ForwardSeconds is double s ? Utilization.Of(ModelCost.Of(Config).ForwardFlops * Batch, s, Peak) : null;
+        /// <summary>The sampling loop's share of the peak (the network's FLOPs only; guidance doubles its batch).</summary>
+        public double? SampleUtilization => SampleImagesPerSec is double ips
+            ? Utilization.Of(ModelCost.Of(Config).ForwardFlops * Batch * SampleSteps * (GuidanceScale == 1 ? 1 : 2), Batch / ips, Peak) : null;
+    }
+
+    public static BenchResult Run(DenoiserInfo info, int batch, ComputeDtype computeDtype, int warmup, int runs, int sampleSteps, double guidance, string what,
+        Device? device = null, bool profile = false)
     {
         var cfg = info.Backbone;
+        // The product peaks are shown (and divide the MFU figures) whatever the dtype; auto picks from them. Measured
+        // afresh (and the cache updated): a bench is where a user looks at them, and the figures should be of this moment.
+        var precision = ComputePrecision.Auto(device, remeasure: true);
+        var dtype = computeDtype.Resolve(device);
+        double? forwardSeconds = null;
+        double[]? forwardTimes = null;
+        StepTimings? timings = null;
         using var model = cfg.Build(seed: 1);
         model.to(device ?? torch.CPU);
         long parameters = model.parameters().Sum(p => p.numel());
@@ -119,14 +153,31 @@ public static class BenchCommand
             // The trainer's own step: diffusion loss, backward, AdamW, EMA; (seed, step) randomness.
             string runDir = Path.Combine(Path.GetTempPath(), $"ldm-bench-{Environment.ProcessId}");
             var data = new RandomLatents(cfg, Math.Max(batch * 4, 64));
-            var options = new DiffusionTrainingOptions { Steps = int.MaxValue, BatchSize = batch, Bf16 = dtype == ScalarType.BFloat16, LogEvery = int.MaxValue, CheckpointEvery = int.MaxValue };
+            var options = new DiffusionTrainingOptions { Steps = int.MaxValue, BatchSize = batch, Dtype = dtype, LogEvery = int.MaxValue, CheckpointEvery = int.MaxValue };
             try
             {
                 using var trainer = new DiffusionTrainer(info, data, options, runDir, device);
-                var (median, times) = Timing.Median(() => trainer.RunSteps(1), warmup, runs);
+                trainer.RunSteps(warmup);
+                // Timed only after the warm-up; the split costs a few stopwatch reads per step.
+                if (profile) trainer.Timings = timings = new StepTimings();
+                var (median, times) = Timing.Median(() => trainer.RunSteps(1), 0, runs);
                 trainSps = 1.0 / median; trainTimes = times;
             }
             finally { try { Directory.Delete(runDir, true); } catch (IOException) { } }
+        }
+        if (what is "forward")
+        {
+            // One forward pass of the network at the batch (guidance 1: no doubled batch), as a sampler step calls it.
+            using var pipe = DiffusionPipeline.FromModels(model, info, dtype: dtype);
+            using var scope = torch.NewDisposeScope();
+            using var noGrad = torch.no_grad();
+            var g = new Generator(5);
+            var dev = device ?? torch.CPU;
+            var x = torch.randn([batch, cfg.InChannels, cfg.InputSize, cfg.InputSize], generator: g).to(dev);
+            var t = torch.randint(0, 1000, [batch], generator: g).to(dev);
+            var y = torch.tensor(Enumerable.Range(0, batch).Select(i => (long)(i % cfg.NumClasses)).ToArray(), device: dev);
+            (forwardSeconds, forwardTimes) = Timing.Median(() => { using var inner = torch.NewDisposeScope(); pipe.Network.forward(x, t, y); }, warmup, runs);
+            g.Dispose();
         }
         if (what is "sample" or "both")
         {
@@ -162,7 +213,10 @@ public static class BenchCommand
         }
         return new BenchResult(cfg, parameters, batch, DtypeNames.Of(dtype), torch.get_num_threads(),
             $"GLIBC_TUNABLES={Environment.GetEnvironmentVariable("GLIBC_TUNABLES") ?? "(unset)"}; native tuning: {(NativeRuntime.Applied.Length > 0 ? NativeRuntime.Applied : "none")}",
-            trainSps, trainTimes, sampleIps, sampleSteps, guidance, sampleTimes, maxDiff, relDiff, sampleDiff, sampleMax, ProcessMemory.PeakResidentBytes());
+            trainSps, trainTimes, sampleIps, sampleSteps, guidance, sampleTimes, maxDiff, relDiff, sampleDiff, sampleMax, ProcessMemory.PeakResidentBytes())
+        {
+            Precision = precision, DtypeIsAuto = computeDtype.IsAuto, ForwardSeconds = forwardSeconds, ForwardTimes = forwardTimes, Profile = timings,
+        };
     }
 
     /// <summary>A freshly initialised DiT outputs zero (zeroed output layers); give those layers random values so the
@@ -209,16 +263,55 @@ public static class BenchCommand
         var table = new Table().AddColumn("measure").AddColumn("value");
         table.AddRow("model", Markup.Escape(ModelLine(c, r.Parameters)));
         AddCostRows(table, c, peer);
-        table.AddRow("batch, dtype, threads", Markup.Escape($"{r.Batch}, {r.Dtype}, {r.Threads}; {r.Allocator}"));
+        if (r.Precision is { } pc)
+            table.AddRow("matrix-product peak", Markup.Escape($"float32 {pc.Float32GFlops:F0} GFLOP/s, bf16 {pc.Bf16GFlops:F0} GFLOP/s ({pc.Bf16Speedup:F2}x; {MatmulThroughput.DefaultSize}² products, fastest of 5{(pc.FromCache ? ", cached" : "")}) on {pc.Machine}; auto picks {DtypeNames.Of(pc.Dtype)}"));
+        table.AddRow("batch, dtype, threads", Markup.Escape($"{r.Batch}, {(r.DtypeIsAuto ? "auto → " : "")}{r.Dtype}, {r.Threads}; {r.Allocator}"));
+        string Mfu(double? share) => share is double m ? $"; MFU {m:P0} of the {r.Dtype} peak" : "";
         if (r.TrainStepsPerSec is double tps)
-            table.AddRow("training steps/s", Markup.Escape($"{tps:F3} ({tps * r.Batch:F1} images/s, {tps * r.Batch * ModelCost.Of(c).TrainingGFlopsPerImage:F1} GFLOP/s at 3x forward); runs {string.Join(" ", r.TrainTimes!.Select(x => $"{x:F3}s"))}"));
+            table.AddRow("training steps/s", Markup.Escape($"{tps:F3} ({tps * r.Batch:F1} images/s, {tps * r.Batch * ModelCost.Of(c).TrainingGFlopsPerImage:F1} GFLOP/s at 3x forward{Mfu(r.TrainUtilization)}); runs {string.Join(" ", r.TrainTimes!.Select(x => $"{x:F3}s"))}"));
+        if (r.ForwardSeconds is double fs)
+            table.AddRow("forward pass", Markup.Escape($"{fs:F3} s at batch {r.Batch}, guidance 1 ({r.Batch * ModelCost.Of(c).ForwardGFlops / fs:F1} GFLOP/s{Mfu(r.ForwardUtilization)}); runs {string.Join(" ", r.ForwardTimes!.Select(x => $"{x:F3}s"))}"));
         if (r.SampleImagesPerSec is double ips)
-            table.AddRow("sampling images/s", Markup.Escape($"{ips:F3} at {r.SampleSteps} ddim steps, guidance {r.GuidanceScale} ({ips * r.SampleSteps:F2} image-steps/s, {ips * r.SampleSteps * (r.GuidanceScale == 1 ? 1 : 2) * ModelCost.Of(c).ForwardGFlops:F1} GFLOP/s); runs {string.Join(" ", r.SampleTimes!.Select(x => $"{x:F3}s"))}"));
+            table.AddRow("sampling images/s", Markup.Escape($"{ips:F3} at {r.SampleSteps} ddim steps, guidance {r.GuidanceScale} ({ips * r.SampleSteps:F2} image-steps/s, {ips * r.SampleSteps * (r.GuidanceScale == 1 ? 1 : 2) * ModelCost.Of(c).ForwardGFlops:F1} GFLOP/s{Mfu(r.SampleUtilization)}); runs {string.Join(" ", r.SampleTimes!.Select(x => $"{x:F3}s"))}"));
         if (r.Bf16MaxAbsDiff is double d)
             table.AddRow("bf16 vs float32", Markup.Escape($"model output max |diff| {d:G3} ({r.Bf16RelDiff:P2} of max |output|); {r.SampleSteps}-step samples (unclipped latents of a random-weight model) max |diff| {r.Bf16SampleMaxAbsDiff:G3} of max |sample| {r.SampleMaxAbs:G3} ({r.Bf16SampleMaxAbsDiff / r.SampleMaxAbs:P2})"));
         table.AddRow("peak resident memory", $"{r.PeakRssBytes / 1048576.0:F0} MiB");
         AnsiConsole.Write(table);
+        if (r.Profile is { Count: > 0 } profile && r.TrainTimes is { } times) PrintProfile(profile, times);
     }
+
+    /// <summary>
+    /// The training step split by phase: the median over the timed steps of each phase, and of "other" (what a step
+    /// spent outside the phases: the run's bookkeeping, the divergence check, freeing the step's tensors), each as a share
+    /// of the sum of these medians, which is close to the median step when the runs are steady.
+    /// </summary>
+    static void PrintProfile(StepTimings profile, double[] stepSeconds)
+    {
+        var medians = StepTimings.Phases.Select(p => (PhaseName(p), profile.Median(p))).ToList();
+        medians.Add(("other", Median(stepSeconds.Select((s, i) => s - profile.Total(i)))));
+        double sum = medians.Sum(m => m.Item2);
+        var table = new Table().AddColumn("training step phase").AddColumn(new TableColumn("median s").RightAligned()).AddColumn(new TableColumn("share").RightAligned());
+        foreach (var (name, s) in medians) table.AddRow(Markup.Escape(name), $"{s:F4}", $"{s / sum:P1}");
+        table.AddRow("sum of the medians", $"{sum:F4}", "100.0 %");
+        table.AddRow("step (median of the runs)", $"{Median(stepSeconds):F4}", "");
+        AnsiConsole.Write(table);
+    }
+
+    static double Median(IEnumerable<double> values)
+    {
+        var s = values.Order().ToArray();
+        return s.Length % 2 == 1 ? s[s.Length / 2] : 0.5 * (s[s.Length / 2 - 1] + s[s.Length / 2]);
+    }
+
+    static string PhaseName(StepPhase phase) => phase switch
+    {
+        StepPhase.Data => "data (batch wait, noise)",
+        StepPhase.Forward => "forward (with loss)",
+        StepPhase.Backward => "backward",
+        StepPhase.Optimizer => "optimizer (clip, AdamW, bf16 copies)",
+        StepPhase.Ema => "EMA",
+        _ => phase.ToString(),
+    };
 
     /// <summary>Random stand-in latents for timing (the values do not change the cost).</summary>
     sealed class RandomLatents(IBackboneConfig cfg, int count) : ITrainingData

@@ -24,7 +24,7 @@ public static class CheckShapesCommand
         var count = CommonOptions.Num($"{DefaultPerGroup} per class for class models, {DefaultPerGroup} one-shape and {DefaultPerGroup} two-shape prompts for text models; rounded up to the same number in each");
         var steps = new Option<int?>("--steps") { Description = "Sampling steps (default: the model's recommended)." };
         var sampler = CommonOptions.Sampler(defaultValue: null, note: "default: the model's recommended");
-        var dtype = CommonOptions.Dtype("Compute dtype of the denoiser", "float32", TorchSharp.torch.ScalarType.Float32, TorchSharp.torch.ScalarType.BFloat16, TorchSharp.torch.ScalarType.Float16);
+        var dtype = CommonOptions.ComputeDtype("Compute dtype of the denoiser", TorchSharp.torch.ScalarType.Float32, TorchSharp.torch.ScalarType.BFloat16, TorchSharp.torch.ScalarType.Float16);
         var guidance = new Option<double?>("--guidance", "-g") { Description = "Classifier-free guidance scale (default: the model's recommended)." };
         var seed = CommonOptions.Seed("noise");
         var output = new Option<string?>("--out", "-o") { Description = "Also write the result as JSON here." };
@@ -52,7 +52,7 @@ public static class CheckShapesCommand
             options.Validate();
             string? aePath = p.GetValue(autoencoder) is { } a ? CliParsing.ExistingFile(a, "--autoencoder") : null;
             using var pipe = DiffusionPipeline.Load(path, device,
-                DtypeNames.Parse(p.GetValue(dtype), TorchSharp.torch.ScalarType.Float32, TorchSharp.torch.ScalarType.BFloat16, TorchSharp.torch.ScalarType.Float16), aePath);
+                DtypeNames.ParseCompute(p.GetValue(dtype), TorchSharp.torch.ScalarType.Float32, TorchSharp.torch.ScalarType.BFloat16, TorchSharp.torch.ScalarType.Float16), aePath);
             {
                 var result = ShapesEvaluation.Run(pipe, perGroup, options);
                 var table = new Table().AddColumn("measure").AddColumn("value");

@@ -30,7 +30,7 @@ public static class EvaluateCommand
         var numSamples = CommonOptions.Deprecated<int>("--num-samples");
         var classes = new Option<string?>("--classes", "-c") { Description = "with --model: class ids to sample, cycled (3, 0,5,7, 0-9 or all; default all)" };
         var autoencoder = new Option<string?>("--autoencoder", "-a") { Description = "with --model of a latent-space denoiser: the autoencoder checkpoint that decodes its latents" };
-        var dtype = CommonOptions.Dtype("With --model: compute dtype of the denoiser", "float32", ScalarType.Float32, ScalarType.BFloat16, ScalarType.Float16);
+        var dtype = CommonOptions.ComputeDtype("With --model: compute dtype of the denoiser", ScalarType.Float32, ScalarType.BFloat16, ScalarType.Float16);
         var reference = new Option<string>("--reference") { Description = $"Reference images or statistics: {DataSetSpec.Syntax} (of samples, or of statistics mu, sigma).", Required = true };
         var features = new Option<string>("--features") { Description = "feature network: inception, or classifier:<path to a train-classifier checkpoint>", DefaultValueFactory = _ => "inception" };
         var inceptionWeights = new Option<string?>("--inception-weights") { Description = $"path of {FidInceptionV3.WeightsFileName} (default: ${FidInceptionV3.WeightsEnvVar})" };
@@ -54,7 +54,7 @@ public static class EvaluateCommand
         {
             var device = runtime.Apply(r);
             var samplerKind = SamplerNames.ParseOptional(r.GetValue(sampler));
-            var computeDtype = DtypeNames.Parse(r.GetValue(dtype), ScalarType.Float32, ScalarType.BFloat16, ScalarType.Float16);
+            var computeDtype = DtypeNames.ParseCompute(r.GetValue(dtype), ScalarType.Float32, ScalarType.BFloat16, ScalarType.Float16);
             int count = CommonOptions.ReadDeprecated(r, numSamples, "--num {}", out int oldCount) ? oldCount : r.GetValue(num) ?? 10000;
             long seedValue = r.GetValue(seed);
             var samplesSpec = r.GetValue(samples) is { } samplesText
@@ -139,7 +139,7 @@ public static class EvaluateCommand
 
     /// <summary>A denoiser checkpoint as a sample source (latent models decoded by their autoencoder: <paramref name="autoencoderPath"/>, else the one
     /// beside the model); its classes must be the classifier's when sample accuracy is measured with one.</summary>
-    static PipelineSampleSource OpenModel(string path, string? classes, int count, Device device, torch.ScalarType dtype, Func<RecommendedSampling, SamplingOptions> settings,
+    static PipelineSampleSource OpenModel(string path, string? classes, int count, Device device, ComputeDtype dtype, Func<RecommendedSampling, SamplingOptions> settings,
         IFeatureExtractor extractor, string? autoencoderPath, List<IDisposable> disposables)
     {
         var info = DenoiserCheckpoint.PeekInfo(path);

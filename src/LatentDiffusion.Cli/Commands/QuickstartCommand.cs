@@ -32,9 +32,11 @@ public static class QuickstartCommand
         var train = new Option<bool>("--train") { Description = "Train the shapes class model from scratch first (recipes/shapes-class.json, about 45 minutes on 2 cores) and sample it." };
         var steps = new Option<int?>("--steps") { Description = "With --train: training steps instead of the recipe's." };
         var seed = CommonOptions.Seed("noise of the samples");
+        var dtype = CommonOptions.ComputeDtype("Compute dtype of the denoisers (with --train, also of the training when given; else the recipe's)",
+            torch.ScalarType.Float32, torch.ScalarType.BFloat16);
         var command = new Command("quickstart", "Sample the shipped models (class grid, prompt grid) in seconds; --train trains the shapes model from scratch first.")
         {
-            output, models, train, steps, seed,
+            output, models, train, steps, seed, dtype,
         };
         foreach (var o in runtime.All) command.Options.Add(o);
         command.SetAction(parse =>
@@ -42,6 +44,7 @@ public static class QuickstartCommand
             var device = runtime.Apply(parse);
             string outDir = CliParsing.OutputFolder(parse.GetValue(output)!, "--out");
             long seedValue = parse.GetValue(seed);
+            var computeDtype = DtypeNames.ParseCompute(parse.GetValue(dtype), torch.ScalarType.Float32, torch.ScalarType.BFloat16);
             var written = new List<string>();
             if (parse.GetValue(train))
             {
@@ -49,18 +52,20 @@ public static class QuickstartCommand
                 var args = new List<string> { "train", "--recipe", "shapes-class", "--out", runDir };
                 if (parse.GetValue(steps) is int s) args.AddRange(["--steps", s.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
                 args.AddRange(["--device", parse.GetValue(runtime.Device)!]);
+                if (parse.GetResult(dtype) is { Implicit: false }) args.AddRange(["--dtype", computeDtype.ToString()]);
                 if (parse.GetValue(runtime.Threads) is int threads) args.AddRange(["--threads", threads.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
                 int code = CliRunner.Run(LdmApp.BuildRoot(), args.ToArray());
                 if (code != 0) return code;
-                written.Add(SampleClasses(Path.Combine(runDir, DiffusionTrainer.ModelFile), Path.Combine(outDir, "shapes-class-trained.png"), 6, seedValue, device));
+                written.Add(SampleClasses(Path.Combine(runDir, DiffusionTrainer.ModelFile), Path.Combine(outDir, "shapes-class-trained.png"), 6, seedValue, device, computeDtype));
             }
             else
             {
                 string dir = parse.GetValue(models) ?? FindModels();
+                Console.WriteLine(DtypeNames.Chosen(computeDtype, computeDtype.Resolve(device), device));
                 // Each model samples with the settings stored in it (guidance 1 for the shapes class model, see docs/results.md).
-                written.Add(SampleClasses(Required(dir, "shapes-class.safetensors"), Path.Combine(outDir, "shapes-class.png"), 6, seedValue, device));
-                written.Add(SamplePrompts(Required(dir, "shapes-text.safetensors"), Path.Combine(outDir, "shapes-text.png"), 4, seedValue, device));
-                written.Add(SampleClasses(Required(dir, "fashion-mnist.safetensors"), Path.Combine(outDir, "fashion-mnist.png"), 6, seedValue, device));
+                written.Add(SampleClasses(Required(dir, "shapes-class.safetensors"), Path.Combine(outDir, "shapes-class.png"), 6, seedValue, device, computeDtype));
+                written.Add(SamplePrompts(Required(dir, "shapes-text.safetensors"), Path.Combine(outDir, "shapes-text.png"), 4, seedValue, device, computeDtype));
+                written.Add(SampleClasses(Required(dir, "fashion-mnist.safetensors"), Path.Combine(outDir, "fashion-mnist.png"), 6, seedValue, device, computeDtype));
             }
             foreach (var line in written) Console.WriteLine(line);
             return 0;
@@ -79,11 +84,11 @@ public static class QuickstartCommand
         return path;
     }
 
-    /// <summary>One row per class, <paramref name="perClass"/> samples each (bf16, the model's recommended sampling).</summary>
-    static string SampleClasses(string path, string png, int perClass, long seed, torch.Device device)
+    /// <summary>One row per class, <paramref name="perClass"/> samples each (the model's recommended sampling).</summary>
+    static string SampleClasses(string path, string png, int perClass, long seed, torch.Device device, ComputeDtype dtype)
     {
         var clock = Stopwatch.StartNew();
-        using var pipe = DiffusionPipeline.Load(path, device, torch.ScalarType.BFloat16);
+        using var pipe = DiffusionPipeline.Load(path, device, dtype);
         var labels = Enumerable.Range(0, pipe.NumClasses).SelectMany(c => Enumerable.Repeat(c, perClass)).ToList();
         var options = pipe.DefaultOptions with { Seed = seed, BatchSize = labels.Count };
         using var images = pipe.Generate(labels, options);
@@ -92,10 +97,10 @@ public static class QuickstartCommand
     }
 
     /// <summary>One row per prompt of <see cref="Prompts"/>.</summary>
-    static string SamplePrompts(string path, string png, int perPrompt, long seed, torch.Device device)
+    static string SamplePrompts(string path, string png, int perPrompt, long seed, torch.Device device, ComputeDtype dtype)
     {
         var clock = Stopwatch.StartNew();
-        using var pipe = DiffusionPipeline.Load(path, device, torch.ScalarType.BFloat16);
+        using var pipe = DiffusionPipeline.Load(path, device, dtype);
         var prompts = Prompts.SelectMany(p => Enumerable.Repeat(p, perPrompt)).ToList();
         var options = pipe.DefaultOptions with { Seed = seed, BatchSize = prompts.Count };
         using var images = pipe.Generate(prompts, options);

@@ -25,7 +25,7 @@ public static class SampleCommand
         var eta = new Option<double>("--eta") { Description = "DDIM eta (0 = deterministic).", DefaultValueFactory = _ => 0.0 };
         var seed = CommonOptions.Seed("noise");
         var batch = new Option<int>("--batch-size") { Description = "Images per model batch.", DefaultValueFactory = _ => 32 };
-        var dtype = CommonOptions.Dtype("Compute dtype of the denoiser (its weights and activations)", "float32", ScalarType.Float32, ScalarType.BFloat16, ScalarType.Float16);
+        var dtype = CommonOptions.ComputeDtype("Compute dtype of the denoiser (its weights and activations)", ScalarType.Float32, ScalarType.BFloat16, ScalarType.Float16);
         var output = CommonOptions.Out("Output folder.", "samples");
         var runtime = CommonOptions.Runtime();
         var columns = new Option<int?>("--columns") { Description = "Grid columns (default: one row per listed class when they fit)." };
@@ -76,8 +76,9 @@ public static class SampleCommand
             // A latent model without an autoencoder (given, or named beside the model) writes its latents.
             bool decode = info.IsPixelSpace || aePath != null || info.AutoencoderBeside(modelPath) != null;
             // Loaded (and the autoencoder checked against the model) before anything is written.
-            using var pipe = DiffusionPipeline.Load(modelPath, device,
-                DtypeNames.Parse(parse.GetValue(dtype), ScalarType.Float32, ScalarType.BFloat16, ScalarType.Float16), aePath, decode);
+            var computeDtype = DtypeNames.ParseCompute(parse.GetValue(dtype), ScalarType.Float32, ScalarType.BFloat16, ScalarType.Float16);
+            using var pipe = DiffusionPipeline.Load(modelPath, device, computeDtype, aePath, decode);
+            Console.WriteLine(DtypeNames.Chosen(computeDtype, pipe.Dtype, device));
             string outDir = CliParsing.OutputFolder(parse.GetValue(output)!, "--out");
             // Under mpiexec each rank generates its share of whole batches (the images of a single process) and rank 0
             // gathers them and writes; the bar follows rank 0's share.

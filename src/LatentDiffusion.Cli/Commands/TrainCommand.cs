@@ -230,6 +230,7 @@ public static class TrainCommand
         string prediction = info.Diffusion.PredictV ? "v" : info.Diffusion.PredictXstart ? "x0" : "eps";
         var cost = ModelCost.Of(cfg);
         Console.WriteLine($"model: {Describe(cfg)} on {info.Space.ToString().ToLowerInvariant()} {cfg.InputSize}x{cfg.InputSize}x{cfg.InChannels} ({parameters / 1e6:F2}M parameters; {ModelCost.FormatFlops(cost.ForwardFlops)} forward per image, {ModelCost.FormatFlops(cost.TrainingFlopsPerImage * options.BatchSize)} per training step of {options.BatchSize}), predicts {prediction}{(cfg.LearnSigma ? " and sigma" : "")} on {ScheduleText(info.Diffusion)}; data: {dataset.Count} {(dataset.IsLatent ? "latents" : "images")}, {conditioning} from {dataset.Source}");
+        Console.WriteLine(DtypeNames.Chosen(options.Dtype, trainer.ComputeDtype, trainer.Device));
         if (trainer.ResumedFromStep is long from) Console.WriteLine($"resuming {runDir} at step {from}");
         if (world.Size > 1) Console.WriteLine($"data parallel: {world.Size} ranks, {options.BatchSize / world.Size} examples each per step of {options.BatchSize}, {torch.get_num_threads()} libtorch threads on rank 0");
         var sampling = new SamplingOptions { Steps = sampleSteps, GuidanceScale = cfg.HasUnconditionalInput ? 4.0 : 1.0, Seed = options.Seed, BatchSize = 64 };
@@ -366,7 +367,7 @@ public static class TrainCommand
         var clip = new Option<double>("--grad-clip") { Description = "Gradient-norm clip (0 = off).", DefaultValueFactory = _ => 0.0 };
         var ema = new Option<double>("--ema-decay") { Description = "EMA decay.", DefaultValueFactory = _ => 0.9999 };
         var seed = CommonOptions.Seed("initial weights, data order, noise, generated shapes");
-        var dtype = CommonOptions.Dtype("Compute dtype (bf16: bf16 forward and backward, float32 master weights)", "float32", ScalarType.Float32, ScalarType.BFloat16);
+        var dtype = CommonOptions.ComputeDtype("Compute dtype (bf16: bf16 forward and backward, float32 master weights)", ScalarType.Float32, ScalarType.BFloat16);
         var bf16 = CommonOptions.Deprecated<bool>("--bf16");
         var flip = new Option<bool>("--flip") { Description = "Random horizontal flips." };
         var logEvery = new Option<int>("--log-every") { Description = "Metrics log interval (steps).", DefaultValueFactory = _ => 10 };
@@ -376,8 +377,8 @@ public static class TrainCommand
         {
             Steps = p.GetValue(steps), BatchSize = p.GetValue(batch), LearningRate = p.GetValue(lr), WeightDecay = p.GetValue(wd),
             WarmupSteps = p.GetValue(warmup), GradClip = p.GetValue(clip), EmaDecay = p.GetValue(ema), Seed = p.GetValue(seed),
-            Bf16 = CommonOptions.ReadDeprecated(p, bf16, "--dtype bf16", out bool old) && old
-                || DtypeNames.Parse(p.GetValue(dtype), ScalarType.Float32, ScalarType.BFloat16) == ScalarType.BFloat16,
+            Dtype = CommonOptions.ReadDeprecated(p, bf16, "--dtype bf16", out bool old) && old
+                ? LatentDiffusion.ComputeDtype.BFloat16 : DtypeNames.ParseCompute(p.GetValue(dtype), ScalarType.Float32, ScalarType.BFloat16),
             HorizontalFlip = p.GetValue(flip), LogEvery = p.GetValue(logEvery),
             CheckpointEvery = p.GetValue(ckptEvery), SampleEvery = p.GetValue(sampleEvery),
         });

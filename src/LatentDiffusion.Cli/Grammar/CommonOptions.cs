@@ -39,6 +39,14 @@ public static class CommonOptions
         DefaultValueFactory = _ => defaultValue,
     };
 
+    /// <summary><c>--dtype</c> of a command that runs a model, <c>auto</c> by default (the faster of float32 and bf16 on
+    /// this machine); read it with <see cref="DtypeNames.ParseCompute"/>.</summary>
+    public static Option<string> ComputeDtype(string what, params ScalarType[] supported) => new("--dtype")
+    {
+        Description = $"{what}: auto (the faster of float32 and bf16 on this machine, measured once per CPU and cached), {DtypeNames.ListOf(supported)}.",
+        DefaultValueFactory = _ => "auto",
+    };
+
     /// <summary><c>--seed</c>: the seed of everything random the command does.</summary>
     public static Option<long> Seed(string what) => new("--seed") { Description = $"Random seed ({what}); the same seed gives the same result.", DefaultValueFactory = _ => 0 };
 

@@ -36,7 +36,7 @@ internal sealed class Attention : nn.Module<Tensor, Tensor?, Tensor>
         // (N, L, 3, H, Dh) -> (3, N, H, L, Dh): one matmul for q, k and v, as timm does.
         var parts = qkv.forward(x).reshape(n, l, 3, NumHeads, d / NumHeads).permute(2, 0, 3, 1, 4).unbind(0);
         var mask = keyMask?.reshape(n, 1, 1, l);
-        var attended = nn.functional.scaled_dot_product_attention(parts[0], parts[1], parts[2], mask);
+        var attended = DotProductAttention.Compute(parts[0], parts[1], parts[2], mask);
         return proj.forward(attended.transpose(1, 2).reshape(n, l, d)).MoveToOuterDisposeScope();
     }
 

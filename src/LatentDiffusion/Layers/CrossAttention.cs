@@ -39,7 +39,7 @@ internal sealed class CrossAttention : nn.Module<Tensor, Tensor, Tensor?, Tensor
         var query = q.forward(x).reshape(n, l, NumHeads, dh).transpose(1, 2);
         var keyValue = kv.forward(context).reshape(n, s, 2, NumHeads, dh).permute(2, 0, 3, 1, 4).unbind(0);
         var mask = contextMask?.reshape(n, 1, 1, s);
-        var attended = nn.functional.scaled_dot_product_attention(query, keyValue[0], keyValue[1], mask);
+        var attended = DotProductAttention.Compute(query, keyValue[0], keyValue[1], mask);
         return proj.forward(attended.transpose(1, 2).reshape(n, l, d)).MoveToOuterDisposeScope();
     }
 }

@@ -76,16 +76,17 @@ public sealed class DiffusionPipeline : IDisposable
     /// </summary>
     /// <param name="path">The denoiser checkpoint (<c>.safetensors</c> written by this library or converted).</param>
     /// <param name="device">Where to run (default: the CPU); e.g. <c>torch.CUDA</c> with the CUDA build of libtorch.</param>
-    /// <param name="dtype">Float32, BFloat16 or Float16 for the denoiser (the schedule arithmetic stays float32/float64).</param>
+    /// <param name="dtype">Float32 (null, the default), BFloat16, Float16, or <see cref="ComputeDtype.Auto"/> (the faster of
+    /// float32 and bf16 on this machine) for the denoiser; the schedule arithmetic stays float32/float64.</param>
     /// <param name="autoencoderPath">The autoencoder of a latent model; null = the one the checkpoint names beside it.</param>
     /// <param name="decode">False: a latent model returns latents and no autoencoder is loaded.</param>
-    public static DiffusionPipeline Load(string path, Device? device = null, ScalarType dtype = ScalarType.Float32,
+    public static DiffusionPipeline Load(string path, Device? device = null, ComputeDtype? dtype = null,
         string? autoencoderPath = null, bool decode = true)
     {
-        CheckDtype(dtype);
         if (Directory.Exists(path)) throw new LdmException($"'{path}' is a folder; give the path of a denoiser checkpoint (.safetensors).");
         if (!File.Exists(path)) throw new LdmException($"denoiser checkpoint '{path}' does not exist; give a file made by ldm train or ldm convert.");
         device ??= torch.CPU;
+        var dt = (dtype ?? ComputeDtype.Float32).Resolve(device);
         var info = DenoiserCheckpoint.PeekInfo(path);
         if (autoencoderPath is not null && info.IsPixelSpace)
             throw new LdmException($"'{path}' is a pixel-space denoiser, its samples are images already; load it without an autoencoder.");
@@ -96,10 +97,10 @@ public sealed class DiffusionPipeline : IDisposable
         try
         {
             var (network, loaded) = DenoiserCheckpoint.Load(path);
-            network.to(device).to(dtype);
+            network.to(device).to(dt);
             network.eval();
             decoder?.Autoencoder.to(device);
-            return new DiffusionPipeline(network, loaded, decoder, device, dtype, ownsNetwork: true, path);
+            return new DiffusionPipeline(network, loaded, decoder, device, dt, ownsNetwork: true, path);
         }
         catch
         {
@@ -110,17 +111,18 @@ public sealed class DiffusionPipeline : IDisposable
 
     /// <summary>
     /// A pipeline over networks in memory (a model being trained, say): they are used where they are and not disposed
-    /// with the pipeline; a <paramref name="dtype"/> other than the network's makes a private copy.
+    /// with the pipeline; a <paramref name="dtype"/> other than the network's (null: the network's; <see cref="ComputeDtype.Auto"/>:
+    /// the faster of float32 and bf16 on this machine) makes a private copy.
     /// </summary>
     public static DiffusionPipeline FromModels(DenoiserNetwork network, DenoiserInfo info, AutoencoderKL? autoencoder = null,
-        ScalarType? dtype = null)
+        ComputeDtype? dtype = null)
     {
         info.Check("the model in memory");
         if (autoencoder is not null)
             LatentDecoder.CheckCompatible(autoencoder.Config, info, "the autoencoder in memory", "the model in memory");
-        var dt = dtype ?? network.ParameterDtype;
-        CheckDtype(dt);
         var device = network.ParameterDevice;
+        var dt = dtype?.Resolve(device) ?? network.ParameterDtype;
+        CheckDtype(dt);
         var net = network;
         bool owns = false;
         if (dt != network.ParameterDtype)

@@ -212,7 +212,7 @@ public sealed class Study
             ["budget"] = Options.Budget == StudyBudget.EqualSteps ? "steps" : "flops",
             ["seeds"] = new JsonArray(Options.Seeds.Select(s => (JsonNode)JsonValue.Create(s)).ToArray()),
             ["evaluate_every"] = Options.EvaluateEvery,
-            ["training"] = JsonSerializer.SerializeToNode(Options.Training with { Seed = 0 }),
+            ["training"] = TrainingJson(Options.Training),
             ["sampling"] = JsonSerializer.SerializeToNode(Options.Sampling),
             ["evaluator"] = _evaluator.Description,
             ["configurations"] = new JsonArray(Plans.Select(p => (JsonNode)new JsonObject
@@ -226,6 +226,15 @@ public sealed class Study
             }).ToArray()),
         };
         return json.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+
+    /// <summary>The training settings a resume must match: the seed is per run, and the dtype a speed setting (auto may
+    /// resolve differently on the machine a study resumes on; "Bf16" is its name in plans written before Dtype).</summary>
+    static JsonNode TrainingJson(DiffusionTrainingOptions training)
+    {
+        var json = (JsonObject)JsonSerializer.SerializeToNode(training with { Seed = 0 })!;
+        json.Remove(nameof(DiffusionTrainingOptions.Dtype));
+        return json;
     }
 
     /// <summary>
@@ -244,6 +253,7 @@ public sealed class Study
                 if (sa.Count > sb.Count || sa.Where((s, i) => !JsonNode.DeepEquals(s, sb[i])).Any()) return "seeds";
                 continue;
             }
+            if (key == "training" && a[key] is JsonObject savedTraining) savedTraining.Remove("Bf16");
             if (key != "configurations") { if (!JsonNode.DeepEquals(a[key], value)) return $"\"{key}\""; continue; }
             if (a[key] is not JsonArray ca || value is not JsonArray cb) return "configurations";
             if (ca.Count > cb.Count) return $"{ca.Count} configurations then, {cb.Count} now";

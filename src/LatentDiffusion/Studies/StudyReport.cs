@@ -27,7 +27,7 @@ public static class StudyReport
         var sb = new StringBuilder();
         sb.AppendLine($"# {title}").AppendLine();
         sb.AppendLine($"Every configuration trained on the same data, in the same order, with the same optimizer and schedule (batch {o.Training.BatchSize}, "
-            + $"lr {F(o.Training.LearningRate)}, warm-up {o.Training.WarmupSteps}, EMA {F(o.Training.EmaDecay)}, {(o.Training.Bf16 ? "bf16 mixed precision" : "float32")}), "
+            + $"lr {F(o.Training.LearningRate)}, warm-up {o.Training.WarmupSteps}, EMA {F(o.Training.EmaDecay)}, {DtypeText(o.Training.Dtype)}), "
             + (o.Budget == StudyBudget.EqualSteps ? $"for {o.Training.Steps} steps each" : $"for the training FLOPs of {o.Training.Steps} steps of '{study.Plans[0].Configuration.Name}' each")
             + $", with seeds {string.Join(", ", o.Seeds)}. Measured: {study.EvaluatorDescription}; samples by {Diffusion.Samplers.Name(o.Sampling.Sampler)}, "
             + $"{o.Sampling.Steps} steps, guidance {F(o.Sampling.GuidanceScale)}, the same noise (seed {o.Sampling.Seed}) for every model.");
@@ -134,5 +134,12 @@ public static class StudyReport
         double p = 2;
         for (int i = 1; i <= n; i++) p *= i / (double)(n + i);
         return p;
+    }
+
+    /// <summary>"float32", "bf16 mixed precision", or what auto resolved to on this machine.</summary>
+    static string DtypeText(ComputeDtype dtype)
+    {
+        string Of(bool bf16) => bf16 ? "bf16 mixed precision" : "float32";
+        return dtype.IsAuto ? $"dtype auto: {Of(dtype.Resolve() == TorchSharp.torch.ScalarType.BFloat16)} on this machine" : Of(dtype == ComputeDtype.BFloat16);
     }
 }

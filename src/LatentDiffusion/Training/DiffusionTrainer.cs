@@ -37,10 +37,11 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
 {
     /// <summary>File names in a run folder: the resumable state, the EMA model to sample from, the metrics log.</summary>
     public const string CheckpointFile = TrainingRun.CheckpointFile, ModelFile = "model.safetensors", MetricsFile = TrainingRun.MetricsFile;
-    /// <summary>Options that may change between a run and its resume (they do not change the curve).</summary>
+    /// <summary>Options that may change between a run and its resume (they do not change the curve). The dtype is a
+    /// speed setting (auto may resolve differently on the machine a run resumes on); "Bf16" is its name in runs written before Dtype.</summary>
     static readonly string[] ResumableOptions = [nameof(DiffusionTrainingOptions.Steps), nameof(DiffusionTrainingOptions.LogEvery),
-        nameof(DiffusionTrainingOptions.CheckpointEvery), nameof(DiffusionTrainingOptions.SampleEvery)];
-    const string Advice = "Lower LearningRate, set GradClip to 1, or train without Bf16.";
+        nameof(DiffusionTrainingOptions.CheckpointEvery), nameof(DiffusionTrainingOptions.SampleEvery), nameof(DiffusionTrainingOptions.Dtype), "Bf16"];
+    const string Advice = "Lower LearningRate, set GradClip to 1, or train in float32 (Dtype).";
 
     readonly DenoiserNetwork _model, _ema;
     readonly MixedPrecision? _mixed;
@@ -79,6 +80,11 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
     public DenoiserNetwork EmaModel => _ema;
     /// <summary>The model being optimized (float32 master weights).</summary>
     public DenoiserNetwork Model => _model;
+    /// <summary>The dtype of the forward and backward passes: <see cref="DiffusionTrainingOptions.Dtype"/> resolved on
+    /// <see cref="Device"/> (BFloat16 = mixed precision with float32 master weights).</summary>
+    public ScalarType ComputeDtype { get; }
+    /// <summary>When set, every step records where its time went (data, forward, backward, optimizer, EMA); null times nothing.</summary>
+    public StepTimings? Timings { get; set; }
 
     /// <summary>Called with the EMA model whenever a sample grid is due (step, model).</summary>
     public Action<long, DenoiserNetwork>? OnSample { get; set; }
@@ -122,9 +128,10 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
             if (data.AllCaptions is null)
                 throw new LdmException("a text model needs captions, but the training data has none; use the shapes-text data set or a folder with a metadata.jsonl holding \"text\" captions.");
         }
-        if (options.Bf16) _mixed = new MixedPrecision(_optimizer.Parameters, info.Backbone.Build().to(Device));
+        ComputeDtype = options.Dtype.Resolve(Device);
+        if (ComputeDtype == ScalarType.BFloat16) _mixed = new MixedPrecision(_optimizer.Parameters, info.Backbone.Build().to(Device));
         _settings = new RunSettings().Add(JsonNode.Parse(info.Backbone.ToJson())).Add(JsonSerializer.SerializeToNode(info.Diffusion), "diffusion.")
-            .AddOptions(options, ResumableOptions);
+            .AddOptions(options, ResumableOptions).Record("compute_dtype", ComputeDtype == ScalarType.BFloat16 ? "bf16" : "float32");
         _gradients = new GradientAverager(_optimizer.Parameters.Gradients, _group);
         try
         {
@@ -181,6 +188,7 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
     double TrainStep(long step, double lr)
     {
         using var scope = torch.NewDisposeScope();
+        var lap = Timings?.Begin();
         using var batch = _prefetcher.Take(step);
         var (indices, generator) = (batch.Indices, batch.Generator!);
         // Every draw is made for the global batch, in the order of a single process; then this rank keeps its rows.
@@ -190,8 +198,10 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
         t = Mine(t);
         var noise = Mine(torch.randn(batch.X.shape, generator: generator, device: torch.CPU)).to(Device);
 
+        lap?.End(StepPhase.Data);
         var net = _mixed != null ? (DenoiserNetwork)_mixed.Compute : _model;
         _mixed?.SyncWeights();
+        lap?.End(StepPhase.Optimizer);
         net.train();
         try
         {
@@ -219,15 +229,19 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
             _group.AllReduceMean(globalLoss);
             double value = globalLoss.item<float>();
             if (!double.IsFinite(value)) return value;
+            lap?.End(StepPhase.Forward);
             _optimizer.ZeroGrad();
             loss.backward();
+            lap?.End(StepPhase.Backward);
             _mixed?.CopyGradientsToMaster();
             _gradients.AllReduceMean();
             if (Options.GradClip > 0)
                 torch.nn.utils.clip_grad_norm_(_model.parameters(), Options.GradClip);
             _optimizer.LearningRate = lr;
             _optimizer.StepOnce();
+            lap?.End(StepPhase.Optimizer);
             Ema.Update(_emaLayout, _optimizer.Parameters, Ema.DecayAt(Options.EmaDecay, step));
+            lap?.End(StepPhase.Ema);
             return value;
         }
         finally

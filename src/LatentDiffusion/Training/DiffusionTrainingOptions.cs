@@ -19,8 +19,20 @@ public sealed record DiffusionTrainingOptions
     public double EmaDecay { get; init; } = 0.9999;
     /// <summary>Seed of the initial weights, the data order and every random draw; with the step it fixes the whole run.</summary>
     public long Seed { get; init; }
-    /// <summary>bf16 forward/backward with float32 master weights, optimizer state and loss.</summary>
-    public bool Bf16 { get; init; }
+    /// <summary>
+    /// The dtype of the forward and backward passes: Float32 (the default), BFloat16 (mixed precision: bf16 passes with
+    /// float32 master weights, optimizer state and loss) or <see cref="ComputeDtype.Auto"/> (the faster of the two on the
+    /// machine, see <see cref="Diagnostics.ComputePrecision"/>). A speed setting: a run may resume in another dtype.
+    /// </summary>
+    public ComputeDtype Dtype { get; init; } = ComputeDtype.Float32;
+    /// <summary>Mixed precision (bf16 passes, float32 master weights): the same as <c>Dtype = ComputeDtype.BFloat16</c>.</summary>
+    [Obsolete("Set Dtype = ComputeDtype.BFloat16 (or ComputeDtype.Auto).")]
+    [System.Text.Json.Serialization.JsonIgnore]
+    public bool Bf16
+    {
+        get => Dtype == ComputeDtype.BFloat16;
+        init => Dtype = value ? ComputeDtype.BFloat16 : ComputeDtype.Float32;
+    }
     /// <summary>Random horizontal flips of training images.</summary>
     public bool HorizontalFlip { get; init; }
     /// <summary>Write one metrics entry (means over the interval) every this many steps (and at the end).</summary>
@@ -44,6 +56,8 @@ public sealed record DiffusionTrainingOptions
         if (!(EmaDecay >= 0 && EmaDecay < 1)) throw Bad(nameof(EmaDecay), EmaDecay, "be in [0, 1)", "DiT uses 0.9999");
         if (LogEvery < 1) throw Bad(nameof(LogEvery), LogEvery, "be at least 1");
         if (CheckpointEvery < 1) throw Bad(nameof(CheckpointEvery), CheckpointEvery, "be at least 1");
+        if (Dtype.Fixed is not (null or TorchSharp.torch.ScalarType.Float32 or TorchSharp.torch.ScalarType.BFloat16))
+            throw Bad(nameof(Dtype), Dtype, "be float32, bf16 or auto", "training computes in float32 or bf16 mixed precision");
         if (SampleEvery < 0) throw Bad(nameof(SampleEvery), SampleEvery, "be at least 0 (0 = at the end only)");
     }
 }

@@ -11,6 +11,8 @@ namespace LatentDiffusion.Training;
 internal sealed class RunSettings
 {
     readonly Dictionary<string, string> _values = new(StringComparer.Ordinal);
+    /// <summary>Names recorded or left out that a resume does not compare (on either side: an older run may hold them).</summary>
+    readonly HashSet<string> _notCompared = new(StringComparer.Ordinal);
 
     /// <summary>Names and values in the order they were added.</summary>
     public IReadOnlyDictionary<string, string> Values => _values;
@@ -27,8 +29,21 @@ internal sealed class RunSettings
         return this;
     }
 
-    /// <summary>Adds the public properties of an options record, by property name, except <paramref name="except"/>.</summary>
-    public RunSettings AddOptions<T>(T options, params string[] except) => Add(JsonSerializer.SerializeToNode(options), "", except);
+    /// <summary>Adds the public properties of an options record, by property name, except <paramref name="except"/>,
+    /// which a resume may change (they are not compared, even when a saved run holds them).</summary>
+    public RunSettings AddOptions<T>(T options, params string[] except)
+    {
+        _notCompared.UnionWith(except);
+        return Add(JsonSerializer.SerializeToNode(options), "", except);
+    }
+
+    /// <summary>Records a fact of this run (e.g. the dtype an auto setting resolved to) that a resume does not compare.</summary>
+    public RunSettings Record(string name, string value)
+    {
+        _notCompared.Add(name);
+        _values[name] = JsonSerializer.Serialize(value);
+        return this;
+    }
 
     public string ToJson() => JsonSerializer.Serialize(_values);
 
@@ -42,7 +57,7 @@ internal sealed class RunSettings
     /// <summary>The names whose values differ between the two (a name missing on one side counts as changed).</summary>
     public IReadOnlyList<string> ChangedFrom(RunSettings saved) =>
         saved._values.Keys.Concat(_values.Keys).Distinct()
-            .Where(k => saved._values.GetValueOrDefault(k) != _values.GetValueOrDefault(k)).ToList();
+            .Where(k => !_notCompared.Contains(k) && saved._values.GetValueOrDefault(k) != _values.GetValueOrDefault(k)).ToList();
 
     /// <summary>Throws when this run asks for other settings than the saved run in <paramref name="runDir"/> was started with.</summary>
     public void CheckResumable(RunSettings saved, string runDir)

@@ -48,7 +48,7 @@ internal sealed class JointAttentionBlock : nn.Module
         Tensor? mask = condMask is null ? null : torch.cat([
             condMask.to(ScalarType.Bool),
             torch.ones(n, t, dtype: ScalarType.Bool, device: image.device)], 1).reshape(n, 1, 1, l + t);
-        var attended = nn.functional.scaled_dot_product_attention(q, k, v, mask).transpose(1, 2).reshape(n, rows, d);
+        var attended = Layers.DotProductAttention.Compute(q, k, v, mask).transpose(1, 2).reshape(n, rows, d);
         var newImage = x.Update(image, attended.narrow(1, rows - t, t), mx);
         Tensor? newCond = context.PreOnly ? null : context.Update(cond, attended.narrow(1, 0, l), mc);
         return (newImage.MoveToOuterDisposeScope(), newCond?.MoveToOuterDisposeScope());
