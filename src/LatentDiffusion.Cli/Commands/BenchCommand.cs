@@ -45,11 +45,13 @@ public static class BenchCommand
         var guidance = new Option<double>("--guidance") { Description = "Guidance scale while sampling (not 1: doubled batch).", DefaultValueFactory = _ => 4.0 };
         var runtime = CommonOptions.Runtime();
         var model = new Option<string?>("--model") { Description = "Bench the architecture and diffusion of this class-model checkpoint (e.g. a study's run) instead of a preset." };
-        var only = new Option<string>("--only") { Description = "train, sample, forward (one forward pass at the batch, guidance 1, no sampler loop), both (train and sample), or cost (parameters and FLOPs per image only: nothing is built or timed).", DefaultValueFactory = _ => "both" };
+        var only = new Option<string>("--only") { Description = "train, sample, forward (one forward pass at the batch, guidance 1, no sampler loop), both (train and sample), matmul (float32 and bf16 square products of --matmul-size only) or cost (parameters and FLOPs per image only: nothing is built or timed).", DefaultValueFactory = _ => "both" };
+        var matmulSize = new Option<int>("--matmul-size") { Description = "Side of the square products of --only matmul.", DefaultValueFactory = _ => 2048 };
+        var json = new Option<bool>("--json") { Description = "Print the results as one JSON object instead of tables (for scripts such as bench/side-by-side.sh)." };
         var profile = new Option<bool>("--profile") { Description = "Split the training step into data, forward, backward, optimizer and EMA (medians over the timed runs)." };
         var command = new Command("bench", "Measure training and sampling throughput and peak memory for a model preset.")
         {
-            backbone, preset, block, unetPreset, inputSize, channels, numClasses, classes, batch, dtype, warmupRuns, warmup, runs, sampleSteps, guidance, only, profile, model,
+            backbone, preset, block, unetPreset, inputSize, channels, numClasses, classes, batch, dtype, warmupRuns, warmup, runs, sampleSteps, guidance, only, profile, model, matmulSize, json,
         };
         foreach (var o in runtime.All) command.Options.Add(o);
         command.SetAction(parse =>
@@ -61,7 +63,15 @@ public static class BenchCommand
             int b = parse.GetValue(batch), nRuns = parse.GetValue(runs), steps = parse.GetValue(sampleSteps);
             if (b < 1 || nWarm < 0 || nRuns < 1 || steps < 1) throw new LdmException("--batch-size, --runs and --sample-steps must be at least 1 and --warmup-runs at least 0.");
             string what = parse.GetValue(only)!.ToLowerInvariant();
-            if (what is not ("train" or "sample" or "forward" or "both" or "cost")) throw new LdmException($"--only '{what}' is unknown; use train, sample, forward, both or cost.");
+            if (what is not ("train" or "sample" or "forward" or "both" or "matmul" or "cost")) throw new LdmException($"--only '{what}' is unknown; use train, sample, forward, both, matmul or cost.");
+            bool asJson = parse.GetValue(json);
+            if (what == "matmul")
+            {
+                int n = parse.GetValue(matmulSize);
+                if (n < 1 || n > 16384) throw new LdmException($"--matmul-size {n} is out of range; give a side from 1 to 16384.");
+                PrintMatmul(n, nWarm, nRuns, device, asJson);
+                return 0;
+            }
             bool withProfile = parse.GetValue(profile);
             if (withProfile && what is not ("train" or "both")) throw new LdmException($"--profile splits the training step; drop --only {what} or use --only train.");
             static bool Given(System.CommandLine.ParseResult p, Option o) => p.GetResult(o) is { Implicit: false };
@@ -77,7 +87,7 @@ public static class BenchCommand
                     PrintCost(saved.Backbone, null);
                     return 0;
                 }
-                Print(Run(saved, b, computeDtype, nWarm, nRuns, steps, parse.GetValue(guidance), what, device, withProfile), null);
+                Print(Run(saved, b, computeDtype, nWarm, nRuns, steps, parse.GetValue(guidance), what, device, withProfile), null, asJson);
                 return 0;
             }
             bool unet = TrainCommand.ParseBackbone(parse.GetValue(backbone)!) == UNetConfig.BackboneKind;
@@ -100,7 +110,7 @@ public static class BenchCommand
             }
             var info = new DenoiserInfo(cfg, new DiffusionConfig { LearnSigma = cfg.LearnSigma }, DataSpace.Latent, []);
             var result = Run(info, b, computeDtype, nWarm, nRuns, steps, parse.GetValue(guidance), what, device, withProfile);
-            Print(result, peer);
+            Print(result, peer, asJson);
             return 0;
         });
         return command;
@@ -257,8 +267,64 @@ public static class BenchCommand
         AnsiConsole.Write(table);
     }
 
-    static void Print(BenchResult r, TransformerConfig? peer)
+    /// <summary>`--only matmul`: median GFLOP/s of n×n products in float32 and bf16 (the figure beside PyTorch's in
+    /// bench/side-by-side.sh); the peak auto uses is measured on smaller products, closer to a model's.</summary>
+    static void PrintMatmul(int n, int warmup, int runs, Device device, bool asJson)
     {
+        double Speed(ScalarType dtype)
+        {
+            using var scope = torch.NewDisposeScope();
+            var a = torch.randn([n, n], device: device).to(dtype);
+            var b2 = torch.randn([n, n], device: device).to(dtype);
+            var (median, _) = Timing.Median(() => { using var c = torch.mm(a, b2); }, warmup, runs);
+            return 2.0 * n * n * n / median / 1e9;
+        }
+        double f32 = Speed(ScalarType.Float32), bf16 = Speed(ScalarType.BFloat16);
+        if (asJson)
+        {
+            Console.WriteLine(new JsonObject { ["matmul"] = new JsonObject { ["size"] = n, ["float32"] = f32, ["bf16"] = bf16 }, ["threads"] = torch.get_num_threads(),
+                ["native"] = NativeRuntime.Applied }.ToJsonString());
+            return;
+        }
+        var table = new Table().AddColumn("measure").AddColumn("value");
+        table.AddRow($"{n}² product, float32", $"{f32:F0} GFLOP/s");
+        table.AddRow($"{n}² product, bf16", $"{bf16:F0} GFLOP/s ({bf16 / f32:F2}x)");
+        table.AddRow("threads; native tuning", Markup.Escape($"{torch.get_num_threads()}; {(NativeRuntime.Applied.Length > 0 ? NativeRuntime.Applied : "none")}"));
+        AnsiConsole.Write(table);
+    }
+
+    /// <summary>The results as one JSON object: seconds are medians, shares are of the dtype's measured product peak.</summary>
+    static JsonObject ToJson(BenchResult r)
+    {
+        static JsonArray Times(double[] t) => new(t.Select(x => (JsonNode)x).ToArray());
+        var o = new JsonObject
+        {
+            ["model"] = TrainCommand.Describe(r.Config), ["parameters"] = r.Parameters, ["batch"] = r.Batch, ["dtype"] = r.Dtype,
+            ["dtype_auto"] = r.DtypeIsAuto, ["threads"] = r.Threads, ["native"] = NativeRuntime.Applied, ["peak_rss_mib"] = r.PeakRssBytes / 1048576.0,
+        };
+        if (r.Precision is { } pc) o["peak_gflops"] = new JsonObject { ["float32"] = pc.Float32GFlops, ["bf16"] = pc.Bf16GFlops, ["machine"] = pc.Machine };
+        if (r.TrainStepsPerSec is double tps)
+            o["train"] = new JsonObject { ["seconds"] = 1 / tps, ["times"] = Times(r.TrainTimes!), ["dtype"] = r.Dtype, ["peak_share"] = r.TrainUtilization };
+        if (r.ForwardSeconds is double fs)
+            o["forward"] = new JsonObject { ["seconds"] = fs, ["times"] = Times(r.ForwardTimes!), ["dtype"] = r.Dtype, ["peak_share"] = r.ForwardUtilization };
+        if (r.SampleImagesPerSec is double ips)
+            o["sample"] = new JsonObject { ["images_per_sec"] = ips, ["times"] = Times(r.SampleTimes!), ["steps"] = r.SampleSteps, ["guidance"] = r.GuidanceScale };
+        if (r.Profile is { Count: > 0 } profile)
+        {
+            var phases = new JsonObject();
+            foreach (var p in StepTimings.Phases) phases[p.ToString().ToLowerInvariant()] = profile.Median(p);
+            o["profile"] = phases;
+        }
+        return o;
+    }
+
+    static void Print(BenchResult r, TransformerConfig? peer, bool asJson = false)
+    {
+        if (asJson)
+        {
+            Console.WriteLine(ToJson(r).ToJsonString());
+            return;
+        }
         var c = r.Config;
         var table = new Table().AddColumn("measure").AddColumn("value");
         table.AddRow("model", Markup.Escape(ModelLine(c, r.Parameters)));
