@@ -7,7 +7,7 @@
 set -euo pipefail
 root="${1:-${LDM_PYTORCH_ROOT:-$HOME/.cache/ldm/pytorch-trixie}}"
 
-if [ -x "$root/usr/bin/python3" ] && env -i /usr/sbin/chroot "$root" /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+if [ -x "$root/usr/bin/python3" ] && env -i /usr/sbin/chroot "$root" /usr/bin/python3 -c 'import torch' >/dev/null 2>&1; then
   echo "$root"; exit 0
 fi
 [ "$(id -u)" = 0 ] || { echo "pytorch-reference: making a chroot needs root; run this script as root (or with sudo)." >&2; exit 1; }
@@ -31,6 +31,6 @@ rm -rf "$tmp"; mkdir -p "$(dirname "$root")"
 echo "pytorch-reference: making $root from $uri trixie (python3-torch, OpenBLAS); this downloads about 1 GB" >&2
 mmdebstrap --variant=apt --include=python3-torch,python3-numpy,libopenblas0-pthread \
   trixie "$tmp" "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri trixie main" >&2
-env -i /usr/sbin/chroot "$tmp" /usr/bin/python3 -c 'import torch; print("torch", torch.__version__)' >&2
+env -i /usr/sbin/chroot "$tmp" /usr/bin/python3 -c 'import torch' >/dev/null 2>&1 || { echo "pytorch-reference: python3-torch does not import in $tmp" >&2; exit 1; }
 rm -rf "$root"; mv "$tmp" "$root"
 echo "$root"
