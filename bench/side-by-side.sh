@@ -37,10 +37,11 @@ cp -r "$dit/models.py" "$dit/diffusion" "$here/bench/pytorch/dit_bench.py" "$her
 
 # PyTorch in its own mount namespace (/proc, /sys, /dev for CPU detection; gone when it exits) and a clean
 # environment: sessions may export OPENBLAS_CORETYPE, which slows OpenBLAS. hugetlb=1 as in the issue's table.
+# OpenBLAS's OpenMP build, which shares PyTorch's thread pool (the pthread build's threads fight PyTorch's for the cores).
 pytorch() {
   unshare -m --propagation private sh -c 'r="$1"; shift
     mount -t proc proc "$r/proc" && mount --rbind /sys "$r/sys" && mount --rbind /dev "$r/dev" &&
-    exec env -i HOME=/root GLIBC_TUNABLES=glibc.malloc.hugetlb=1 /usr/sbin/chroot "$r" sh -c "cd /opt/dit && exec python3 dit_bench.py \"\$@\"" -- "$@"' \
+    exec env -i HOME=/root GLIBC_TUNABLES=glibc.malloc.hugetlb=1 LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp /usr/sbin/chroot "$r" sh -c "cd /opt/dit && exec python3 dit_bench.py \"\$@\"" -- "$@"' \
     -- "$root" "$@" 2>/dev/null | tail -n 1
 }
 ours() { env -u OPENBLAS_CORETYPE "$ldm" bench --preset S/2 --input-size 32 --channels 4 --num-classes 1000 --warmup-runs "$warmup" --runs "$runs" --json "$@" | tail -n 1; }
