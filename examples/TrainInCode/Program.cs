@@ -8,6 +8,9 @@ using LatentDiffusion.Pipelines;
 using LatentDiffusion.Training;
 using LatentDiffusion.Transformers;
 
+// Before the first tensor: keep freed memory in the heap, passive OpenMP waits, MKL's AVX-512 kernels on AMD (docs/api.md).
+LatentDiffusion.Diagnostics.NativeRuntime.ConfigureForCpuWork();
+
 int steps = args.Length > 0 ? int.Parse(args[0]) : 300;
 string grid = args.Length > 1 ? args[1] : "trained-shapes.png";
 string modelPath = args.Length > 2 ? args[2] : "trained-shapes.safetensors";
