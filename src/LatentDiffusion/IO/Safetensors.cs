@@ -53,6 +53,8 @@ public sealed class SafetensorsFile : IDisposable
         catch { fs.Dispose(); throw; }
     }
 
+    static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
     static LdmException Corrupt(string path, string what) =>
         new($"'{path}' is not a valid safetensors file: {what}; re-download or re-convert it.");
 
@@ -67,12 +69,22 @@ public sealed class SafetensorsFile : IDisposable
             throw Corrupt(path, $"header length {headerLen} does not fit in a file of {fileLength} bytes (truncated or not safetensors)");
         var headerBytes = new byte[headerLen];
         fs.ReadExactly(headerBytes);
+        // The format's header is UTF-8 JSON; checked whole here, since the JSON nodes decode their strings only when read.
+        try { _ = StrictUtf8.GetCharCount(headerBytes); }
+        catch (DecoderFallbackException) { throw Corrupt(path, "the header is not UTF-8 text"); }
         JsonObject header;
         try
         {
             header = JsonNode.Parse(headerBytes) as JsonObject ?? throw Corrupt(path, "the header is not a JSON object");
+            // A JsonObject reads its properties on first use: make it read them here, where a name that is not UTF-8
+            // or a name given twice is reported as a corrupt header, not thrown from the loop below.
+            _ = header.Count;
         }
         catch (JsonException e) { throw Corrupt(path, $"the header is not valid JSON ({e.Message.Split('\n')[0]})"); }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException or DecoderFallbackException)
+        {
+            throw Corrupt(path, $"the header has an invalid or repeated tensor name ({e.Message.Split('\n')[0]})");
+        }
 
         long dataStart = 8 + (long)headerLen;
         long dataLength = fileLength - dataStart;
@@ -82,9 +94,16 @@ public sealed class SafetensorsFile : IDisposable
         {
             if (name == "__metadata__")
             {
-                if (node is JsonObject meta)
-                    foreach (var (k, v) in meta)
-                        metadata[k] = v is JsonValue jv && jv.TryGetValue(out string? s) ? s : v?.ToJsonString() ?? "";
+                try
+                {
+                    if (node is JsonObject meta)
+                        foreach (var (k, v) in meta)
+                            metadata[k] = v is JsonValue jv && jv.TryGetValue(out string? s) ? s : v?.ToJsonString() ?? "";
+                }
+                catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException)
+                {
+                    throw Corrupt(path, "its __metadata__ has an invalid or repeated entry");
+                }
                 continue;
             }
             if (node is not JsonObject o) throw Corrupt(path, $"entry '{name}' is not an object");
