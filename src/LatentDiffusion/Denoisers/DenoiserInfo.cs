@@ -43,13 +43,21 @@ public sealed record DenoiserInfo(IBackboneConfig Backbone, DiffusionConfig Diff
     /// <summary>The stored sampling settings, or the default ones for this backbone.</summary>
     public RecommendedSampling SamplingOrDefault => Sampling ?? RecommendedSampling.For(Backbone);
 
-    /// <summary>The path of <see cref="Autoencoder"/> next to <paramref name="denoiserPath"/>, when it names one that exists.</summary>
+    /// <summary>The path of <see cref="Autoencoder"/> next to <paramref name="denoiserPath"/>, when it names one that exists;
+    /// an <see cref="LdmException"/> when the stored name is not a plain file name (a folder part, "..", a rooted path).</summary>
     public string? AutoencoderBeside(string denoiserPath)
     {
         if (IsPixelSpace || string.IsNullOrEmpty(Autoencoder)) return null;
+        // Only a plain file name beside the model is followed: a model file must not lead the tool to read any other file.
+        if (!IsPlainFileName(Autoencoder))
+            throw new LdmException($"'{denoiserPath}' names its autoencoder '{Autoencoder}', which is not a plain file name beside it; give the autoencoder with --autoencoder (or autoencoderPath).");
         string path = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(denoiserPath)) ?? ".", Autoencoder);
         return File.Exists(path) ? path : null;
     }
+
+    /// <summary>A file name without any folder part: no separator of any system, not "." or "..", not rooted.</summary>
+    static bool IsPlainFileName(string name) =>
+        name is not ("." or "..") && name.IndexOfAny(['/', '\\', ':', '\0']) < 0 && !Path.IsPathRooted(name) && Path.GetFileName(name) == name;
 
     /// <summary>The tokenizer of a text model; a user error for a class model or a missing tokenizer.</summary>
     public ITextTokenizer TextTokenizer => Tokenizer ?? throw new LdmException(Backbone.Text is not null
