@@ -182,10 +182,7 @@ public static class BenchCommand
             using var scope = torch.NewDisposeScope();
             using var noGrad = torch.no_grad();
             var g = new Generator(5);
-            var dev = device ?? torch.CPU;
-            var x = torch.randn([batch, cfg.InChannels, cfg.InputSize, cfg.InputSize], generator: g).to(dev);
-            var t = torch.randint(0, 1000, [batch], generator: g).to(dev);
-            var y = torch.tensor(Enumerable.Range(0, batch).Select(i => (long)(i % cfg.NumClasses)).ToArray(), device: dev);
+            var (x, t, y) = RandomInputs(cfg, batch, g, device ?? torch.CPU);
             (forwardSeconds, forwardTimes) = Timing.Median(() => { using var inner = torch.NewDisposeScope(); pipe.Network.forward(x, t, y); }, warmup, runs);
             g.Dispose();
         }
@@ -202,9 +199,7 @@ public static class BenchCommand
                 using var _ = torch.no_grad();
                 var g = new Generator(3);
                 var dev = device ?? torch.CPU;
-                var x = torch.randn([batch, cfg.InChannels, cfg.InputSize, cfg.InputSize], generator: g).to(dev);
-                var t = torch.randint(0, 1000, [batch], generator: g).to(dev);
-                var y = torch.tensor(labels.Select(l => (long)l).ToArray(), device: dev);
+                var (x, t, y) = RandomInputs(cfg, batch, g, dev);
                 RandomizeZeroInit(model, g);
                 var reference = model.forward(x, t, y);
                 using var low = cfg.Build();
@@ -228,6 +223,12 @@ public static class BenchCommand
             Precision = precision, DtypeIsAuto = computeDtype.IsAuto, ForwardSeconds = forwardSeconds, ForwardTimes = forwardTimes, Profile = timings,
         };
     }
+
+    /// <summary>Random latents and timesteps from <paramref name="g"/>, and labels 0, 1, ... cycling through the classes.</summary>
+    static (Tensor x, Tensor t, Tensor y) RandomInputs(IBackboneConfig cfg, int batch, Generator g, Device device) =>
+        (torch.randn([batch, cfg.InChannels, cfg.InputSize, cfg.InputSize], generator: g).to(device),
+         torch.randint(0, 1000, [batch], generator: g).to(device),
+         torch.tensor(Enumerable.Range(0, batch).Select(i => (long)(i % cfg.NumClasses)).ToArray(), device: device));
 
     /// <summary>A freshly initialised DiT outputs zero (zeroed output layers); give those layers random values so the
     /// bf16 error is measured on a model that computes something.</summary>
