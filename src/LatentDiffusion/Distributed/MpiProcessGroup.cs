@@ -1,3 +1,4 @@
+using LatentDiffusion.IO;
 using System.Runtime.InteropServices;
 using TorchSharp;
 using static MPI.Unsafe;
@@ -84,10 +85,6 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
         using (torch.no_grad()) tensor.copy_(copy);
     }
 
-    /// <summary>The address of a contiguous CPU tensor's first element (TorchSharp's byte span over its storage).</summary>
-    static IntPtr Address(Tensor contiguous) => contiguous.NumberOfElements == 0 ? IntPtr.Zero
-        : (IntPtr)System.Runtime.CompilerServices.Unsafe.AsPointer(ref MemoryMarshal.GetReference(contiguous.bytes));
-
     /// <inheritdoc/>
     public void AllReduceSum(Tensor tensor)
     {
@@ -95,7 +92,7 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
         OnContiguous(tensor, t =>
         {
             long n = t.NumberOfElements, size = t.ElementSize;
-            var start = Address(t);
+            var start = TensorMemory.Address(t);
             for (long done = 0; done < n; done += MaxCount)
                 Check(MPI_Allreduce(InPlace, start + (nint)(done * size), (int)Math.Min(MaxCount, n - done), type, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
         });
@@ -117,7 +114,7 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
         OnContiguous(tensor, t =>
         {
             long bytes = t.NumberOfElements * t.ElementSize;
-            var start = Address(t);
+            var start = TensorMemory.Address(t);
             for (long done = 0; done < bytes; done += MaxCount)
                 Check(MPI_Bcast(start + (nint)done, (int)Math.Min(MaxCount, bytes - done), MPI_BYTE, root, MPI_COMM_WORLD), "MPI_Bcast");
         });
@@ -137,7 +134,7 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
         var counts = rows.Select(r => (int)(r * rowBytes)).ToArray();
         var offsets = Offsets(counts);
         var result = torch.empty(shape, dtype: local.dtype, device: torch.CPU);
-        Check(MPI_Allgatherv(Address(local), counts[Rank], MPI_BYTE, Address(result), counts, offsets, MPI_BYTE, MPI_COMM_WORLD), "MPI_Allgatherv");
+        Check(MPI_Allgatherv(TensorMemory.Address(local), counts[Rank], MPI_BYTE, TensorMemory.Address(result), counts, offsets, MPI_BYTE, MPI_COMM_WORLD), "MPI_Allgatherv");
         return result;
     }
 

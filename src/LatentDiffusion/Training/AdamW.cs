@@ -1,4 +1,5 @@
 using System.Numerics;
+using LatentDiffusion.IO;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -95,7 +96,7 @@ internal sealed class AdamW : IDisposable
             using var gc = g.narrow(0, start, count);
             using var mc = m.narrow(0, start, count);
             using var vc = v.narrow(0, start, count);
-            var (pp, gp, mp, vp) = (Address(pc), Address(gc), Address(mc), Address(vc));
+            var (pp, gp, mp, vp) = (TensorMemory.Address(pc), TensorMemory.Address(gc), TensorMemory.Address(mc), TensorMemory.Address(vc));
             int parts = (int)Math.Min(workers, Math.Max(1, count / 65536));
             Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = workers }, part =>
             {
@@ -104,9 +105,6 @@ internal sealed class AdamW : IDisposable
             });
         }
     }
-
-    static unsafe IntPtr Address(Tensor t) =>
-        (IntPtr)System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetReference(t.bytes));
 
     static unsafe void Kernel(Update u, float* p, float* g, float* m, float* v, int count)
     {

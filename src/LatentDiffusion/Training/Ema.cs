@@ -25,11 +25,7 @@ internal static class Ema
         using var keep = decay.ToScalar();
         using var take = (1 - decay).ToScalar();
         var src = model.state_dict();
-        foreach (var (name, e) in ema.state_dict())
-        {
-            if (!e.is_floating_point()) { e.copy_(src[name]); continue; }
-            e.mul_(keep).add_(src[name], alpha: take);
-        }
+        foreach (var (name, e) in ema.state_dict()) Blend(e, src[name], keep, take);
     }
 
     /// <summary>
@@ -46,11 +42,14 @@ internal static class Ema
         var flat = new HashSet<string>(ema.Names);
         var src = model.Module.state_dict();
         foreach (var (name, e) in ema.Module.state_dict())
-        {
-            if (flat.Contains(name)) continue;
-            if (!e.is_floating_point()) { e.copy_(src[name]); continue; }
-            e.mul_(keep).add_(src[name], alpha: take);
-        }
+            if (!flat.Contains(name)) Blend(e, src[name], keep, take);
+    }
+
+    /// <summary>e ← keep·e + take·source for floating-point state; integer state (counters) is copied.</summary>
+    static void Blend(Tensor e, Tensor source, Scalar keep, Scalar take)
+    {
+        if (!e.is_floating_point()) e.copy_(source);
+        else e.mul_(keep).add_(source, alpha: take);
     }
 
     /// <summary>Copies the model's weights into the EMA model (start of training).</summary>
