@@ -19,14 +19,9 @@ if ! command -v mmdebstrap >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >/dev/null
 fi
 
-uri=""
-if [ -f /etc/apt/sources.list.d/debian.sources ]; then
-  uri=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
-elif [ -f /etc/apt/sources.list ]; then
-  uri=$(awk '/^deb / && $0 !~ /security/ {print $2; exit}' /etc/apt/sources.list)
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/debian-mirror.sh"
+uri="${LDM_DEBIAN_MIRROR:-$(debian_mirror)}"
 [ -n "$uri" ] || { echo "pytorch-reference: could not read the Debian mirror from the apt configuration; give it as LDM_DEBIAN_MIRROR." >&2; exit 1; }
-uri="${LDM_DEBIAN_MIRROR:-$uri}"
 
 # Build beside the target and rename, so an interrupted run leaves no half-made reference.
 tmp="$root.partial"

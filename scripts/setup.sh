@@ -22,12 +22,8 @@ if ! have_glibcxx; then
   [ "$(id -u)" = 0 ] || { echo "setup: installing libstdc++ from Debian 13 needs root; run this script as root (or with sudo)." >&2; exit 1; }
   # Debian 12 ships GCC 12's libstdc++. Take libstdc++6 from Debian 13 (trixie) through a temporary
   # source list whose mirror is read from the system's own configuration; the system file is not edited.
-  uri=""
-  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
-    uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
-  elif [ -f /etc/apt/sources.list ]; then
-    uri=$(awk '/^deb / && $0 !~ /security/ {print $2; exit}' /etc/apt/sources.list)
-  fi
+  . "$here/scripts/debian-mirror.sh"
+  uri=$(debian_mirror)
   [ -n "$uri" ] || { echo "setup: could not read the Debian mirror from /etc/apt/sources.list.d/debian.sources; install libstdc++6 from Debian 13 by hand." >&2; exit 1; }
   echo "setup: installing libstdc++6 from Debian 13 (trixie), mirror $uri"
   tmp=$(mktemp -d)
