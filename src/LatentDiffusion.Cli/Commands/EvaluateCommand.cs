@@ -29,7 +29,8 @@ public static class EvaluateCommand
         var num = CommonOptions.Num("10000; with --model");
         var numSamples = CommonOptions.Deprecated<int>("--num-samples");
         var classes = new Option<string?>("--classes", "-c") { Description = "with --model: class ids to sample, cycled (3, 0,5,7, 0-9 or all; default all)" };
-        var autoencoder = new Option<string?>("--autoencoder", "-a") { Description = "with --model of a latent-space denoiser: the autoencoder checkpoint that decodes its latents" };
+        var autoencoder = new Option<string?>("--autoencoder", "-a") { Description = "with --model of a latent-space denoiser: the autoencoder checkpoint that decodes its latents; with --samples: an autoencoder whose reconstruction distance to the reference to report beside the samples'" };
+        var noReconstruction = new Option<bool>("--no-reconstruction") { Description = "skip the autoencoder's reconstruction distance (reported by default for latent models: the reference images through the autoencoder against the reference)" };
         var dtype = CommonOptions.ComputeDtype("With --model: compute dtype of the denoiser", ScalarType.Float32, ScalarType.BFloat16, ScalarType.Float16);
         var reference = new Option<string>("--reference") { Description = $"Reference images or statistics: {DataSetSpec.Syntax} (of samples, or of statistics mu, sigma).", Required = true };
         var features = new Option<string>("--features") { Description = "feature network: inception, or classifier:<path to a train-classifier checkpoint>", DefaultValueFactory = _ => "inception" };
@@ -48,7 +49,7 @@ public static class EvaluateCommand
         var runtime = CommonOptions.Runtime();
 
         var command = new Command("evaluate", "Measure generated images: FID, precision/recall, Inception Score, sample accuracy.")
-        { samples, model, num, numSamples, classes, autoencoder, dtype, reference, features, inceptionWeights, output, batch, maxSamples, noPr, k, seed, exportNpz, saveStats, sampler, steps, guidance };
+        { samples, model, num, numSamples, classes, autoencoder, noReconstruction, dtype, reference, features, inceptionWeights, output, batch, maxSamples, noPr, k, seed, exportNpz, saveStats, sampler, steps, guidance };
         foreach (var o in runtime.All) command.Options.Add(o);
         command.SetAction(r =>
         {
@@ -81,14 +82,30 @@ public static class EvaluateCommand
                         }, extractor, r.GetValue(autoencoder), disposables);
                     sampleSource = generated;
                 }
-                else if (r.GetValue(autoencoder) is not null)
-                    throw new LdmException("--autoencoder decodes the latents of a --model; --samples are images already, so drop --autoencoder.");
                 else sampleSource = OpenSource(samplesSpec!, extractor.Channels, seedValue, disposables);
                 var refSet = OpenReference(referenceSpec, extractor.Channels, seedValue, disposables);
+                Autoencoders.AutoencoderKL? firstStage = null;
+                if (!r.GetValue(noReconstruction))
+                {
+                    if (generated is not null) firstStage = generated.Pipeline.Autoencoder;
+                    else if (r.GetValue(autoencoder) is { } aePath)
+                    {
+                        firstStage = Autoencoders.AutoencoderKL.Load(CliParsing.ExistingFile(aePath, "--autoencoder"));
+                        disposables.Add(firstStage);
+                    }
+                    if (firstStage is not null && refSet.Images is null)
+                    {
+                        Console.Error.WriteLine("note: the reference is a statistics file, so the autoencoder's reconstruction distance is not measured; give reference images to have it.");
+                        firstStage = null;
+                    }
+                }
+                else if (samplesSpec is not null && r.GetValue(autoencoder) is not null)
+                    throw new LdmException("--autoencoder with --samples asks for its reconstruction distance, which --no-reconstruction turns off; drop one of them.");
                 var options = new EvaluationOptions
                 {
                     BatchSize = r.GetValue(batch), MaxSamples = r.GetValue(maxSamples), PrecisionRecall = !r.GetValue(noPr),
                     NearestK = r.GetValue(k), Seed = r.GetValue(seed), KeepSampleImages = r.GetValue(exportNpz) is not null,
+                    ReconstructionAutoencoder = firstStage,
                 };
                 // Under mpiexec each rank samples and measures its share of the images; every rank gets all the
                 // features, and rank 0 alone writes the report.
@@ -170,7 +187,7 @@ public static class EvaluateCommand
         {
             source.OnProgress = p => report(p.ImagesDone / perBatch * p.StepsPerBatch + p.Step, what);
             return SampleEvaluator.Evaluate(extractor, source, reference, options,
-                (stage, n) => { if (stage == "reference") report(total, $"reference: {n} images through the feature network"); }, world);
+                (stage, n) => { if (stage != "samples") report(total, $"{stage}: {n} images through the feature network"); }, world);
         });
     }
 
@@ -225,7 +242,14 @@ public static class EvaluateCommand
         table.AddColumn(new TableColumn("value").RightAligned());
         foreach (var (name, value) in report.Metrics)
         {
-            string label = name == "fid" ? (report.FeatureNetwork.StartsWith("inception") ? "FID (Inception)" : "FID (classifier features)") : name;
+            string kind = report.FeatureNetwork.StartsWith("inception") ? "Inception" : "classifier features";
+            string label = name switch
+            {
+                "fid" => $"FID ({kind})",
+                "reconstruction_fid" => $"FID of the autoencoder's reconstructions ({kind})",
+                "reconstruction_psnr" => "PSNR of the reconstructions (dB)",
+                _ => name,
+            };
             table.AddRow(Markup.Escape(label), value.ToString("G6", CultureInfo.InvariantCulture));
         }
         table.AddRow("samples", report.SampleCount.ToString(CultureInfo.InvariantCulture));

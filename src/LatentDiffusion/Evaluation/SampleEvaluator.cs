@@ -56,6 +56,9 @@ public sealed record EvaluationOptions
     public int InceptionScoreSplits { get; init; } = 10;
     /// <summary>Seed of the Inception Score's shuffle; recorded in the report.</summary>
     public long Seed { get; init; } = 0;
+    /// <summary>Also measure this autoencoder's reconstructions of the reference images against the reference (needs
+    /// reference images, not statistics): how far the first stage alone is from the data, beside the samples' distance.</summary>
+    public Autoencoders.AutoencoderKL? ReconstructionAutoencoder { get; init; }
     /// <summary>Keep the sample images in <see cref="EvaluationResult.Samples"/> (to export them).</summary>
     public bool KeepSampleImages { get; init; }
 }
@@ -179,7 +182,12 @@ public static class SampleEvaluator
                 refFeatures = Extract(extractor, reference.Images!, options.BatchSize, options.MaxSamples, false, n => progress?.Invoke("reference", n), group);
                 refStats = FeatureStatistics.FromActivations(refFeatures.Features);
             }
-            try { metrics["fid"] = FrechetDistance.Compute(sampleStats, refStats); }
+            try
+            {
+                metrics["fid"] = FrechetDistance.Compute(sampleStats, refStats);
+                if (options.ReconstructionAutoencoder is { } autoencoder && reference.Images is { } refImages)
+                    MeasureReconstruction(extractor, refImages, autoencoder, refStats, options, metrics, progress, group);
+            }
             finally { if (!ReferenceEquals(refStats, reference.Statistics)) refStats.Dispose(); }
 
             if (options.PrecisionRecall && refFeatures is not null)
@@ -220,6 +228,27 @@ public static class SampleEvaluator
             sampleFeatures.Dispose(); refFeatures?.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// The first stage alone: the reference images through <paramref name="autoencoder"/> against the reference, with
+    /// the same features and number of images (reconstruction_fid, reconstruction_psnr, and reconstruction_accuracy
+    /// with a classifier). A latent model's samples cannot get closer to the data than this.
+    /// </summary>
+    static void MeasureReconstruction(IFeatureExtractor extractor, ISampleSource referenceImages, Autoencoders.AutoencoderKL autoencoder,
+        FeatureStatistics referenceStats, EvaluationOptions options, IDictionary<string, double> metrics, Action<string, long>? progress, IProcessGroup? group)
+    {
+        var source = new ReconstructionSampleSource(referenceImages, autoencoder, options.BatchSize);
+        using var features = Extract(extractor, source, options.BatchSize, options.MaxSamples, false, n => progress?.Invoke("reconstruction", n), group);
+        using (var stats = FeatureStatistics.FromActivations(features.Features))
+            metrics["reconstruction_fid"] = FrechetDistance.Compute(stats, referenceStats);
+        // Under ranks each reconstructed its share: the error sums add up to those of the whole set.
+        using var sums = torch.tensor(new[] { source.SquaredErrorSum, source.ValueCount }, ScalarType.Float64);
+        (group ?? SingleProcess.Instance).AllReduceSum(sums);
+        var both = sums.data<double>().ToArray();
+        metrics["reconstruction_psnr"] = ReconstructionSampleSource.Psnr(both[0], (long)both[1]);
+        if (extractor is not InceptionFeatureExtractor && extractor.ClassNames.Count > 0 && features.Logits is { } l && features.Labels is { } lab)
+            metrics["reconstruction_accuracy"] = Accuracy(l, lab);
     }
 
     /// <summary>Share of rows whose arg-max equals the label.</summary>

@@ -123,6 +123,11 @@ public static class ShapesChecker
         return true;
     }
 
+    /// <summary>Whether <paramref name="found"/> holds a shape that is <paramref name="asked"/> (kind and colour, and size
+    /// and position when <paramref name="checkLayout"/>), whatever else the image shows: which of two asked shapes was drawn.</summary>
+    public static bool Contains(IReadOnlyList<DetectedShape> found, ShapeSpec asked, bool checkLayout) =>
+        found.Any(f => f.Kind == asked.Kind && f.Colour == asked.Colour && (!checkLayout || (f.Size == asked.Size && f.Position == asked.Position)));
+
     /// <summary>Checks images (N, 3, 32, 32) in [−1, 1] against what each should show.</summary>
     public static ShapesCheckReport Check(Tensor images, IReadOnlyList<ShapeSpec[]> asked, bool checkLayout)
     {

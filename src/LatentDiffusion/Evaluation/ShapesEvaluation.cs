@@ -59,7 +59,15 @@ public static class ShapesEvaluation
         double oneAcc = (double)Enumerable.Range(0, count).Count(i => r.PerImage[i]) / count;
         double twoAcc = (double)Enumerable.Range(count, count).Count(i => r.PerImage[i]) / count;
         var kc = ShapesChecker.Check(textImages.narrow(0, 0, count), one, checkLayout: false);
+        // Which of the two is missed: the shape of the caption's first phrase or of its second.
+        double PhraseRight(int phrase, bool layout = true) => (double)Enumerable.Range(count, count).Count(i => ShapesChecker.Contains(r.Found[i], asked[i][phrase], layout)) / count;
         return new ShapesEvaluationResult("text", asked.Count, oneAcc, kc.Accuracy, twoAcc,
-            new Dictionary<string, double> { ["one shape"] = oneAcc, ["two shapes"] = twoAcc }, clock.Elapsed.TotalSeconds);
+            new Dictionary<string, double>
+            {
+                ["one shape"] = oneAcc, ["two shapes"] = twoAcc,
+                ["two shapes: first phrase's shape drawn"] = PhraseRight(0), ["two shapes: second phrase's shape drawn"] = PhraseRight(1),
+                ["two shapes: first phrase's kind and colour drawn"] = PhraseRight(0, layout: false),
+                ["two shapes: second phrase's kind and colour drawn"] = PhraseRight(1, layout: false),
+            }, clock.Elapsed.TotalSeconds);
     }
 }

@@ -166,6 +166,14 @@ public sealed class LatentSamplingCommandTests
         var report = EvaluationReport.Load(json);
         Assert.Equal(4, report.SampleCount);
         Assert.True(double.IsFinite(report.Metrics["fid"]));
+        // A latent model's evaluation also measures its autoencoder alone on the reference images.
+        Assert.True(double.IsFinite(report.Metrics["reconstruction_fid"]));
+        Assert.True(report.Metrics["reconstruction_psnr"] is > 0 and < 60);
+
+        r = CliTestHost.Run("evaluate", "--model", dit, "--autoencoder", ae, "--num", "2", "--steps", "2", "--guidance", "1", "--batch-size", "2",
+            "--features", $"classifier:{clf}", "--reference", refNpz, "--no-precision-recall", "--no-reconstruction", "--out", json);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.DoesNotContain("reconstruction_fid", EvaluationReport.Load(json).Metrics.Keys);
 
         r = CliTestHost.Run("evaluate", "--model", dit, "--num", "4", "--features", $"classifier:{clf}", "--reference", refNpz, "--out", json);
         Assert.Equal(1, r.ExitCode);
