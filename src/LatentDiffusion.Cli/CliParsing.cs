@@ -28,15 +28,18 @@ public static class CliParsing
         return ids;
     }
 
-    /// <summary>An output folder that may exist; a path that is an existing file is an error.</summary>
+    /// <summary>An output folder that may exist, created and checked to be writable; a path that is an existing file is an error.</summary>
     public static string OutputFolder(string path, string option)
     {
+        if (string.IsNullOrWhiteSpace(path)) throw new LdmException($"{option} is empty; give a folder path.");
         if (File.Exists(path)) throw new LdmException($"{option} '{path}' is a file; give a folder path.");
         try { Directory.CreateDirectory(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (IO.WriteFailure.IsWriteError(e))
         {
-            throw new LdmException($"cannot create {option} folder '{path}': {e.Message}; choose a writable path.");
+            throw IO.WriteFailure.For(path, e, $"create the {option} folder");
         }
+        // A read-only or full file system is found now, not after the sampling or training that would write there.
+        IO.WriteFailure.CheckWritable(path);
         return path;
     }
 

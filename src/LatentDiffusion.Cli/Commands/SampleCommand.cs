@@ -116,13 +116,25 @@ public static class SampleCommand
     /// <summary>PNGs and a grid for images in [-1, 1] (text models: prompts.txt too); a latents file for undecoded latent samples. Returns what was written.</summary>
     internal static string WriteOutputs(GeneratedImages samples, string outDir, int columns)
     {
-        string? promptsPath = null;
-        if (samples.Prompts is { } prompts)
+        // All or nothing: PNGs without their grid or prompts.txt (a full disk, say) are removed again.
+        var written = new List<string>();
+        try { return WriteAll(samples, outDir, columns, written); }
+        catch (LdmException e) when (written.Count > 0)
         {
-            promptsPath = Path.Combine(outDir, "prompts.txt");
-            AtomicFile.WriteAllText(promptsPath, string.Join("\n", prompts) + "\n");
+            int removed = 0;
+            foreach (var path in written)
+            {
+                try { File.Delete(path); removed++; }
+                catch (Exception d) when (d is IOException or UnauthorizedAccessException) { /* stays; the count below says how many went */ }
+            }
+            throw new LdmException($"{e.Message.TrimEnd('.')} (removed the {removed} file{(removed == 1 ? "" : "s")} written before it).", e);
         }
-        string also = promptsPath is null ? "" : $" and {promptsPath}";
+    }
+
+    /// <summary>The samples, then prompts.txt; each file is added to <paramref name="written"/> once complete.</summary>
+    static string WriteAll(GeneratedImages samples, string outDir, int columns, List<string> written)
+    {
+        string what;
         if (samples.IsLatent)
         {
             string path = Path.Combine(outDir, "latents.safetensors");
@@ -132,11 +144,21 @@ public static class SampleCommand
             if (labelTensor is not null) tensors["labels"] = labelTensor;
             if (samples.Prompts is { } p) meta["ldm.prompts"] = System.Text.Json.JsonSerializer.Serialize(p);
             SafetensorsWriter.Write(path, tensors, meta);
-            return $"{path} (latents; for PNGs run ldm sample again with --autoencoder <the autoencoder the model was trained with>){also}";
+            written.Add(path);
+            what = $"{path} (latents; for PNGs run ldm sample again with --autoencoder <the autoencoder the model was trained with>)";
         }
-        samples.Save(outDir);
-        string grid = samples.SaveGrid(Path.Combine(outDir, "grid.png"), columns);
-        return $"{samples.Count} PNGs{(promptsPath is null ? " and" : ",")} the grid {grid}{also}";
+        else
+        {
+            // GeneratedImages.Save removes its own PNGs when one fails; from here on they are ours to remove.
+            written.AddRange(samples.Save(outDir));
+            string grid = samples.SaveGrid(Path.Combine(outDir, "grid.png"), columns);
+            written.Add(grid);
+            what = $"{samples.Count} PNGs{(samples.Prompts is null ? " and" : ",")} the grid {grid}";
+        }
+        if (samples.Prompts is not { } prompts) return what;
+        string promptsPath = Path.Combine(outDir, "prompts.txt");
+        AtomicFile.WriteAllText(promptsPath, string.Join("\n", prompts) + "\n");
+        return $"{what} and {promptsPath}";
     }
 
     /// <summary>The --prompt values and the lines of --prompts-file, in that order.</summary>

@@ -15,11 +15,23 @@ public static class CommonOptions
         WithDefault(new Option<string>("--data", "-d") { Description = $"{reads}: {DataSetSpec.Syntax}." }, defaultValue);
 
     /// <summary><c>-m/--model</c>: a denoiser checkpoint.</summary>
-    public static Option<string> Model(string description, bool required = true) => new("--model", "-m") { Description = description, Required = required };
+    public static Option<string> Model(string description, bool required = true) =>
+        NotEmpty(new("--model", "-m") { Description = description, Required = required }, "the path of a model file");
 
     /// <summary><c>-o/--out</c>: where the command writes (a folder or a file, as its help says).</summary>
     public static Option<string> Out(string description, string? defaultValue = null) =>
-        WithDefault(new Option<string>("--out", "-o") { Description = description }, defaultValue);
+        NotEmpty(WithDefault(new Option<string>("--out", "-o") { Description = description }, defaultValue), "the path to write to");
+
+    /// <summary>Refuses an empty or blank path (<c>--out ""</c>, an unset shell variable) while parsing, before any work.</summary>
+    static Option<string> NotEmpty(Option<string> option, string what)
+    {
+        option.Validators.Add(result =>
+        {
+            if (result.Tokens.Count > 0 && string.IsNullOrWhiteSpace(result.Tokens[^1].Value))
+                result.AddError($"{option.Name} is empty; give {what} (an empty shell variable?)");
+        });
+        return option;
+    }
 
     /// <summary>Required without a default, else defaulted.</summary>
     static Option<string> WithDefault(Option<string> option, string? defaultValue)
