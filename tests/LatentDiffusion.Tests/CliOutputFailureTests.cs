@@ -18,17 +18,6 @@ public sealed class CliOutputFailureTests(ITestOutputHelper output) : IDisposabl
         try { Directory.Delete(_dir, true); } catch (IOException) { }
     }
 
-    static string OneErrorLine(CliResult r, params string[] keywords)
-    {
-        Assert.True(r.ExitCode == 1, r.ToString());
-        var lines = r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        Assert.True(lines.Length == 1, $"stderr must be one line\n{r}");
-        Assert.StartsWith("error: ", lines[0]);
-        foreach (var k in keywords) Assert.Contains(k, lines[0]);
-        Assert.DoesNotContain("   at ", r.Stderr + r.Stdout);
-        return lines[0];
-    }
-
     static string[] Command(string name, string model, string outPath) => name switch
     {
         "sample" => ["sample", "--model", model, "--out", outPath, "--steps", "1", "--num", "64"],
@@ -53,11 +42,11 @@ public sealed class CliOutputFailureTests(ITestOutputHelper output) : IDisposabl
             output.WriteLine("cannot mount a tmpfs here: testing an output folder under a regular file instead");
             string file = Path.Combine(_dir, "a-file");
             File.WriteAllText(file, "x");
-            OneErrorLine(CliTestHost.Run(Command(command, model, Path.Combine(file, "out"))), "cannot create", Path.Combine(file, "out"));
+            CliExpect.UserError(CliTestHost.Run(Command(command, model, Path.Combine(file, "out"))), "cannot create", Path.Combine(file, "out"));
             return;
         }
         var r = CliTestHost.Run(Command(command, model, readOnly.Path));
-        OneErrorLine(r, readOnly.Path, "read-only");
+        CliExpect.UserError(r, readOnly.Path, "read-only");
         // Refused by the write check, before sampling or training started.
         Assert.DoesNotContain("sampling", r.Stdout);
         Assert.DoesNotContain("step", r.Stdout);
@@ -69,7 +58,7 @@ public sealed class CliOutputFailureTests(ITestOutputHelper output) : IDisposabl
         using var small = SmallTmpfs.TryMount("full", 16);
         if (small is null) { output.WriteLine("cannot mount a tmpfs here; WriteFailureTests covers a full disk"); return; }
         string outDir = Path.Combine(small.Path, "s");
-        string line = OneErrorLine(CliTestHost.Run(Command("sample", TinyModels.SaveCheckpoint(_dir), outDir)), "the disk is full", outDir, "removed the");
+        string line = CliExpect.UserError(CliTestHost.Run(Command("sample", TinyModels.SaveCheckpoint(_dir), outDir)), "the disk is full", outDir, "removed the");
         Assert.Empty(Directory.EnumerateFiles(small.Path, "*", SearchOption.AllDirectories));
         output.WriteLine(line);
     }
@@ -80,7 +69,7 @@ public sealed class CliOutputFailureTests(ITestOutputHelper output) : IDisposabl
         using var small = SmallTmpfs.TryMount("full", 16);
         if (small is null) { output.WriteLine("cannot mount a tmpfs here; WriteFailureTests covers a full disk"); return; }
         string run = Path.Combine(small.Path, "run");
-        OneErrorLine(CliTestHost.Run(Command("train", "", run)), "the disk is full", run);
+        CliExpect.UserError(CliTestHost.Run(Command("train", "", run)), "the disk is full", run);
         // No temporary file is left; what a full disk allows (the metrics log) is whole.
         Assert.Empty(Directory.EnumerateFiles(small.Path, "*.tmp", SearchOption.AllDirectories));
     }

@@ -52,14 +52,10 @@ public static class SampleCommand
             }
             else if (prompts.Count > 0)
                 throw new LdmException("this is a class-conditional model; choose classes with --classes instead of --prompt.");
-            var ids = text ? Enumerable.Range(0, prompts.Count).ToList() : CliParsing.ClassIds(parse.GetValue(classes), info.Backbone.NumClasses);
             // Every listed id, not only those --num happens to use: a typo in --classes is an error either way.
-            foreach (var id in text ? [] : ids)
-                if (id < 0 || id >= info.Backbone.NumClasses)
-                    throw new LdmException($"--classes: class id {id} is outside this model's classes 0..{info.Backbone.NumClasses - 1}; use ids in that range.");
+            var ids = text ? Enumerable.Range(0, prompts.Count).ToList() : CliParsing.ClassIds(parse.GetValue(classes), info.Backbone.NumClasses);
             int count = parse.GetValue(num) ?? Math.Min(64, ids.Count * 4);
             if (count < 1) throw new LdmException($"--num must be at least 1, got {count}.");
-            var labels = Enumerable.Range(0, count).Select(i => ids[i % ids.Count]).OrderBy(c => ids.IndexOf(c)).ToList();
             // Settings not given come from the model's recommended sampling (stored in its checkpoint).
             var given = info.SamplingOrDefault.With(SamplerNames.ParseOptional(parse.GetValue(sampler)), parse.GetValue(steps), parse.GetValue(guidance));
             var options = SamplingOptions.From(given) with
@@ -78,6 +74,9 @@ public static class SampleCommand
             // Loaded (and the autoencoder checked against the model) before anything is written.
             var computeDtype = DtypeNames.ParseCompute(parse.GetValue(dtype), ScalarType.Float32, ScalarType.BFloat16, ScalarType.Float16);
             using var pipe = DiffusionPipeline.Load(modelPath, device, computeDtype, aePath, decode);
+            // Before the labels are listed or anything is sampled: --num 2147483647 is refused here, not by running out of memory.
+            pipe.CheckFitsInMemory(count);
+            var labels = Enumerable.Range(0, count).Select(i => ids[i % ids.Count]).OrderBy(c => ids.IndexOf(c)).ToList();
             Console.WriteLine(DtypeNames.Chosen(computeDtype, pipe.Dtype, device));
             string outDir = CliParsing.OutputFolder(parse.GetValue(output)!, "--out");
             // Under mpiexec each rank generates its share of whole batches (the images of a single process) and rank 0
@@ -174,9 +173,7 @@ public static class SampleCommand
         if (file != null)
         {
             CliParsing.ExistingFile(file, "--prompts-file");
-            var lines = File.ReadAllLines(file).Where(l => !string.IsNullOrWhiteSpace(l)).Select(l => l.Trim()).ToList();
-            if (lines.Count == 0) throw new LdmException($"--prompts-file '{file}' holds no prompts; write one caption per line.");
-            all.AddRange(lines);
+            all.AddRange(PromptsFile.Read(file));
         }
         return all;
     }
