@@ -65,6 +65,8 @@ public static class SampleCommand
                 BatchSize = parse.GetValue(batch),
             };
             options.Validate();
+            // Checked with the other options, not when the grid is drawn after minutes of sampling.
+            if (parse.GetValue(columns) is int c && c < 1) throw new LdmException($"--columns must be at least 1, got {c}; leave it out for one row per class.");
             string? aePath = parse.GetValue(autoencoder);
             if (aePath != null) CliParsing.ExistingFile(aePath, "--autoencoder");
             if (aePath != null && info.IsPixelSpace)
@@ -126,7 +128,7 @@ public static class SampleCommand
                 try { File.Delete(path); removed++; }
                 catch (Exception d) when (d is IOException or UnauthorizedAccessException) { /* stays; the count below says how many went */ }
             }
-            throw new LdmException($"{e.Message.TrimEnd('.')} (removed the {removed} file{(removed == 1 ? "" : "s")} written before it).", e);
+            throw new LdmException($"{OptionNames.MessageOf(e).TrimEnd('.')} (removed the {removed} file{(removed == 1 ? "" : "s")} written before it).", e);
         }
     }
 

@@ -16,14 +16,14 @@ public static class CommonOptions
 
     /// <summary><c>-m/--model</c>: a denoiser checkpoint.</summary>
     public static Option<string> Model(string description, bool required = true) =>
-        NotEmpty(new("--model", "-m") { Description = description, Required = required }, "the path of a model file");
+        NotEmpty(new Option<string>("--model", "-m") { Description = description, Required = required }, "the path of a model file");
 
     /// <summary><c>-o/--out</c>: where the command writes (a folder or a file, as its help says).</summary>
     public static Option<string> Out(string description, string? defaultValue = null) =>
         NotEmpty(WithDefault(new Option<string>("--out", "-o") { Description = description }, defaultValue), "the path to write to");
 
     /// <summary>Refuses an empty or blank path (<c>--out ""</c>, an unset shell variable) while parsing, before any work.</summary>
-    static Option<string> NotEmpty(Option<string> option, string what)
+    public static Option<T> NotEmpty<T>(Option<T> option, string what)
     {
         option.Validators.Add(result =>
         {
