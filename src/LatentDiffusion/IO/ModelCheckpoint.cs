@@ -137,7 +137,7 @@ public sealed class ModelCheckpoint
             || !int.TryParse(format[prefix.Length..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int version))
             throw new LdmException($"'{path}' names an unknown file format '{format}' (this build reads {Format}); it was not written by LatentDiffusion.");
         if (version > FormatVersion)
-            throw new LdmException($"'{path}' is in file format {version}, newer than this build reads ({FormatVersion}); update LatentDiffusion to load it.");
+            throw new LdmException($"'{path}' was made by a newer ldm (file format {format}; this one reads up to {Format}); update ldm (LatentDiffusion) to load it.");
     }
 
     /// <summary>How configs are serialized: snake_case properties, kebab-case enums.</summary>
