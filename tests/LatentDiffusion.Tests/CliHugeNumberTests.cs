@@ -79,6 +79,14 @@ public sealed class CliHugeNumberTests : IDisposable
         Assert.Equal(["a red circle", "a blue square", "a green triangle"], Cli.PromptsFile.Read(file));
     }
 
+    [Fact]
+    public void AShapesCountBeyondMemoryIsRefusedBeforeDrawing() =>
+        Assert.Contains("shapes:count must be at most", RefusedCheaply("train", "--data", "shapes:count=2000000000", "--out", Out, "--steps", "1"));
+
+    [Fact]
+    public void ThreadsFarBeyondTheCoresAreRefused() =>
+        Assert.Contains("--threads must be at most", RefusedCheaply(Sample("--num", "1", "--threads", "100000")));
+
     /// <summary>The library refuses the same before sampling, for any caller of Generate.</summary>
     [Fact]
     public void GenerateRefusesWhatMemoryCannotHold()

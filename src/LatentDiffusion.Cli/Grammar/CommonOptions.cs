@@ -106,6 +106,9 @@ public sealed class RuntimeOptions
         if (parse.GetValue(Threads) is int n)
         {
             if (n < 1) throw new LdmException($"--threads must be at least 1, got {n}; leave it out to use all cores.");
+            // More threads than cores only slows libtorch down, and --threads 100000 hung while starting them.
+            int most = Math.Max(256, 4 * Environment.ProcessorCount);
+            if (n > most) throw new LdmException($"--threads must be at most {most} (4 × the {Environment.ProcessorCount} cores here, or 256), got {n}; leave it out to use all cores.");
             TorchSharp.torch.set_num_threads(n);
         }
         return device;
