@@ -14,7 +14,7 @@ public static class CliRunner
     public static int Run(RootCommand root, string[] args)
     {
         List<string[]>? stages;
-        try { stages = Recipe.Expand(args); }
+        try { stages = Recipe.Expand(args, root); }
         catch (LdmException e)
         {
             Console.Error.WriteLine($"error: {e.Message}");

@@ -30,6 +30,8 @@ public static class OptionNames
         ["DiTImport.NumHeads"] = "--num-heads",
         ["TextConditionConfig.MaxTokens"] = "--max-text-tokens",
         ["DiffusionConfig.Schedule"] = "--noise-schedule",
+        ["GeneratedImages.Count"] = "--num",
+        ["ShapesDataset.Count"] = "shapes:count",
     };
 
     /// <summary>The flag of a library setting: the table above, else <c>--</c> + kebab-case of the property.</summary>

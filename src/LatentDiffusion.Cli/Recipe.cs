@@ -54,7 +54,12 @@ public sealed record Recipe(string Name, string Path, string Description, JsonOb
     /// The command lines that `ldm train` arguments holding <c>--recipe</c> stand for (null when they hold none):
     /// train-autoencoder (when the recipe has one and it has not finished), then train.
     /// </summary>
-    public static List<string[]>? Expand(string[] args)
+    public static List<string[]>? Expand(string[] args) => Expand(args, null);
+
+    /// <summary><see cref="Expand(string[])"/>, checking every key of the recipe against the options of the commands
+    /// of <paramref name="root"/> (a misspelled false flag would otherwise vanish silently, any other one end in a
+    /// parse error that does not name the recipe).</summary>
+    public static List<string[]>? Expand(string[] args, System.CommandLine.RootCommand? root)
     {
         if (args.Length == 0 || args[0] != "train") return null;
         int at = Array.FindIndex(args, a => a == "--recipe" || a.StartsWith("--recipe=", StringComparison.Ordinal));
@@ -69,6 +74,11 @@ public sealed record Recipe(string Name, string Path, string Description, JsonOb
             user.RemoveRange(at - 1, 2);
         }
         var recipe = Load(name);
+        if (root is not null)
+        {
+            CheckKeys(recipe, "train", recipe.Train, root);
+            if (recipe.Autoencoder is { } section) CheckKeys(recipe, "train-autoencoder", section, root);
+        }
         var given = user.Where(a => a.StartsWith('-')).Select(a => Canonical(a.Split('=')[0])).ToHashSet();
         string out1 = ValueOf(user, "--out") ?? throw new LdmException("--recipe needs --out DIR, the run folder (the autoencoder goes into DIR/autoencoder).");
 
@@ -92,6 +102,21 @@ public sealed record Recipe(string Name, string Path, string Description, JsonOb
         train.AddRange(user);
         commands.Add(train.ToArray());
         return commands;
+    }
+
+    static void CheckKeys(Recipe recipe, string command, JsonObject section, System.CommandLine.RootCommand root)
+    {
+        var target = root.Subcommands.FirstOrDefault(c => c.Name == command);
+        if (target is null) return;
+        var options = target.Options.SelectMany(o => o.Aliases.Prepend(o.Name)).Where(n => n.StartsWith("--", StringComparison.Ordinal))
+            .Select(n => n[2..]).ToList();
+        string sectionName = command == "train" ? "train" : "autoencoder";
+        foreach (var (key, _) in section)
+        {
+            if (options.Contains(key.Replace('_', '-'))) continue;
+            string fix = IO.ConfigKeys.Closest(key, options) is { } near ? $"did you mean \"{near}\"?" : $"run `ldm {command} --help` for the options";
+            throw new LdmException($"recipe '{recipe.Path}': \"{sectionName}\" has an unknown key \"{key}\" ({fix}); its keys are the options of ldm {command}.");
+        }
     }
 
     /// <summary>An autoencoder run is finished when its model file records the recipe's step count.</summary>

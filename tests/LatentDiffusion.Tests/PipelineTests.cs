@@ -161,7 +161,7 @@ public class PipelineTests : IDisposable
     {
         string bad = WithMetadata(TinyModels.SaveCheckpoint(_dir), ModelCheckpoint.FormatKey, _ => "ldm-checkpoint/2");
         var e = Assert.Throws<LdmException>(() => DenoiserCheckpoint.PeekInfo(bad));
-        Assert.Contains("format 2, newer than this build reads (1); update LatentDiffusion", e.Message);
+        Assert.Contains("was made by a newer ldm (file format ldm-checkpoint/2; this one reads up to ldm-checkpoint/1); update ldm", e.Message);
     }
 
     [Fact]

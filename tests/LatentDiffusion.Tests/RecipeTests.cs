@@ -103,9 +103,10 @@ public class RecipeTests
     public void ShippedRecipesExpandIntoValidCommands(string name)
     {
         string run = Path.Combine(RepoPaths.NewTempDir("recipe-expand"), "run");
-        var stages = Recipe.Expand(["train", "--recipe", name, "--out", run])!;
-        Assert.Equal("train", stages[^1][0]);
         var root = LdmApp.BuildRoot();
+        // With the root, every key of the recipe is checked against the options of its commands.
+        var stages = Recipe.Expand(["train", "--recipe", name, "--out", run], root)!;
+        Assert.Equal("train", stages[^1][0]);
         foreach (var stage in stages)
         {
             var parse = root.Parse(stage);

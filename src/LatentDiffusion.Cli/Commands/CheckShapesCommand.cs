@@ -27,7 +27,7 @@ public static class CheckShapesCommand
         var dtype = CommonOptions.ComputeDtype("Compute dtype of the denoiser", TorchSharp.torch.ScalarType.Float32, TorchSharp.torch.ScalarType.BFloat16, TorchSharp.torch.ScalarType.Float16);
         var guidance = new Option<double?>("--guidance", "-g") { Description = "Classifier-free guidance scale (default: the model's recommended)." };
         var seed = CommonOptions.Seed("noise");
-        var output = new Option<string?>("--out", "-o") { Description = "Also write the result as JSON here." };
+        var output = CommonOptions.NotEmpty(new Option<string?>("--out", "-o") { Description = "Also write the result as JSON here." }, "the path of the JSON file");
         var runtime = CommonOptions.Runtime();
         var command = new Command("check-shapes", "Sample a shapes model and read its images back: kind, colour (and for text models size and position) right, in percent.")
         { model, autoencoder, count, steps, sampler, dtype, guidance, seed, output };

@@ -34,9 +34,10 @@ public static class ExportCommand
             var parsed = DtypeNames.Parse(p.GetValue(dtype));
             var storage = parsed == TorchSharp.torch.ScalarType.Float32 ? null : (TorchSharp.torch.ScalarType?)parsed;
             string dir = Path.GetDirectoryName(Path.GetFullPath(dst))!;
-            Directory.CreateDirectory(dir);
+            WriteFailure.CreateFolder(dir);
+            WriteFailure.CheckWritable(dir);
             var info = DenoiserCheckpoint.PeekInfo(src);
-            string? aeName1 = null;
+            string? aeName1 = null, aeCopied = null;
             if (!info.IsPixelSpace)
             {
                 string ae = p.GetValue(autoencoder) is { } a ? CliParsing.ExistingFile(a, "--autoencoder")
@@ -44,10 +45,21 @@ public static class ExportCommand
                 aeName1 = p.GetValue(aeName) ?? Path.GetFileNameWithoutExtension(dst) + "-autoencoder.safetensors";
                 if (aeName1.Contains('/') || aeName1.Contains('\\')) throw new LdmException("--autoencoder-name is a file name, not a path; the autoencoder goes beside the model.");
                 string aeDst = Path.Combine(dir, aeName1);
-                if (Path.GetFullPath(aeDst) != Path.GetFullPath(ae)) AtomicFile.Copy(ae, aeDst);
+                if (Path.GetFullPath(aeDst) != Path.GetFullPath(ae))
+                {
+                    AtomicFile.Copy(ae, aeDst);
+                    aeCopied = aeDst;
+                }
             }
             var sampling = info.SamplingOrDefault.With(SamplerNames.ParseOptional(p.GetValue(sampler)), p.GetValue(steps), p.GetValue(guidance));
-            DenoiserCheckpoint.Rewrite(src, dst, i => i with { Autoencoder = aeName1, Sampling = sampling }, storage ?? TorchSharp.torch.ScalarType.Float32);
+            try { DenoiserCheckpoint.Rewrite(src, dst, i => i with { Autoencoder = aeName1, Sampling = sampling }, storage ?? TorchSharp.torch.ScalarType.Float32); }
+            catch (LdmException e) when (aeCopied is not null)
+            {
+                // An autoencoder without the model that names it is half an export.
+                try { File.Delete(aeCopied); }
+                catch (Exception d) when (WriteFailure.IsWriteError(d)) { throw new LdmException($"{e.Message.TrimEnd('.')} (the autoencoder copy {aeCopied} was written and could not be removed).", e); }
+                throw new LdmException($"{e.Message.TrimEnd('.')} (removed the autoencoder copy {aeCopied} written before it).", e);
+            }
             Console.WriteLine($"wrote {dst} ({new FileInfo(dst).Length / 1e6:F1} MB; sampling {SamplerNames.Of(sampling.Sampler)}, {sampling.Steps} steps, guidance {sampling.GuidanceScale:G}){(aeName1 != null ? $" and its autoencoder {Path.Combine(dir, aeName1)}" : "")}");
             return 0;
         });

@@ -13,7 +13,7 @@ public static class PlotCommand
         var key = new Option<string>("--key") { Description = "Metric to plot.", DefaultValueFactory = _ => "loss" };
         var title = new Option<string>("--title") { DefaultValueFactory = _ => "training loss" };
         var linear = new Option<bool>("--linear") { Description = "Linear instead of log10 y axis." };
-        var output = new Option<string>("--out", "-o") { Description = "PNG to write.", Required = true };
+        var output = Grammar.CommonOptions.NotEmpty(new Option<string>("--out", "-o") { Description = "PNG to write.", Required = true }, "the path of the PNG");
         var maxStep = new Option<int?>("--max-step") { Description = "Plot only steps up to this one (compare runs of different lengths)." };
         var command = new Command("plot", "Plot training curves (metrics.jsonl) of one or more runs into a PNG.") { runs, labels, key, title, linear, output, maxStep };
         command.SetAction(p =>

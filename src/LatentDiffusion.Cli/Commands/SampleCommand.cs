@@ -52,14 +52,10 @@ public static class SampleCommand
             }
             else if (prompts.Count > 0)
                 throw new LdmException("this is a class-conditional model; choose classes with --classes instead of --prompt.");
-            var ids = text ? Enumerable.Range(0, prompts.Count).ToList() : CliParsing.ClassIds(parse.GetValue(classes), info.Backbone.NumClasses);
             // Every listed id, not only those --num happens to use: a typo in --classes is an error either way.
-            foreach (var id in text ? [] : ids)
-                if (id < 0 || id >= info.Backbone.NumClasses)
-                    throw new LdmException($"--classes: class id {id} is outside this model's classes 0..{info.Backbone.NumClasses - 1}; use ids in that range.");
+            var ids = text ? Enumerable.Range(0, prompts.Count).ToList() : CliParsing.ClassIds(parse.GetValue(classes), info.Backbone.NumClasses);
             int count = parse.GetValue(num) ?? Math.Min(64, ids.Count * 4);
             if (count < 1) throw new LdmException($"--num must be at least 1, got {count}.");
-            var labels = Enumerable.Range(0, count).Select(i => ids[i % ids.Count]).OrderBy(c => ids.IndexOf(c)).ToList();
             // Settings not given come from the model's recommended sampling (stored in its checkpoint).
             var given = info.SamplingOrDefault.With(SamplerNames.ParseOptional(parse.GetValue(sampler)), parse.GetValue(steps), parse.GetValue(guidance));
             var options = SamplingOptions.From(given) with
@@ -69,6 +65,8 @@ public static class SampleCommand
                 BatchSize = parse.GetValue(batch),
             };
             options.Validate();
+            // Checked with the other options, not when the grid is drawn after minutes of sampling.
+            if (parse.GetValue(columns) is int c && c < 1) throw new LdmException($"--columns must be at least 1, got {c}; leave it out for one row per class.");
             string? aePath = parse.GetValue(autoencoder);
             if (aePath != null) CliParsing.ExistingFile(aePath, "--autoencoder");
             if (aePath != null && info.IsPixelSpace)
@@ -78,6 +76,9 @@ public static class SampleCommand
             // Loaded (and the autoencoder checked against the model) before anything is written.
             var computeDtype = DtypeNames.ParseCompute(parse.GetValue(dtype), ScalarType.Float32, ScalarType.BFloat16, ScalarType.Float16);
             using var pipe = DiffusionPipeline.Load(modelPath, device, computeDtype, aePath, decode);
+            // Before the labels are listed or anything is sampled: --num 2147483647 is refused here, not by running out of memory.
+            pipe.CheckFitsInMemory(count);
+            var labels = Enumerable.Range(0, count).Select(i => ids[i % ids.Count]).OrderBy(c => ids.IndexOf(c)).ToList();
             Console.WriteLine(DtypeNames.Chosen(computeDtype, pipe.Dtype, device));
             string outDir = CliParsing.OutputFolder(parse.GetValue(output)!, "--out");
             // Under mpiexec each rank generates its share of whole batches (the images of a single process) and rank 0
@@ -116,13 +117,25 @@ public static class SampleCommand
     /// <summary>PNGs and a grid for images in [-1, 1] (text models: prompts.txt too); a latents file for undecoded latent samples. Returns what was written.</summary>
     internal static string WriteOutputs(GeneratedImages samples, string outDir, int columns)
     {
-        string? promptsPath = null;
-        if (samples.Prompts is { } prompts)
+        // All or nothing: PNGs without their grid or prompts.txt (a full disk, say) are removed again.
+        var written = new List<string>();
+        try { return WriteAll(samples, outDir, columns, written); }
+        catch (LdmException e) when (written.Count > 0)
         {
-            promptsPath = Path.Combine(outDir, "prompts.txt");
-            AtomicFile.WriteAllText(promptsPath, string.Join("\n", prompts) + "\n");
+            int removed = 0;
+            foreach (var path in written)
+            {
+                try { File.Delete(path); removed++; }
+                catch (Exception d) when (d is IOException or UnauthorizedAccessException) { /* stays; the count below says how many went */ }
+            }
+            throw new LdmException($"{OptionNames.MessageOf(e).TrimEnd('.')} (removed the {removed} file{(removed == 1 ? "" : "s")} written before it).", e);
         }
-        string also = promptsPath is null ? "" : $" and {promptsPath}";
+    }
+
+    /// <summary>The samples, then prompts.txt; each file is added to <paramref name="written"/> once complete.</summary>
+    static string WriteAll(GeneratedImages samples, string outDir, int columns, List<string> written)
+    {
+        string what;
         if (samples.IsLatent)
         {
             string path = Path.Combine(outDir, "latents.safetensors");
@@ -132,11 +145,21 @@ public static class SampleCommand
             if (labelTensor is not null) tensors["labels"] = labelTensor;
             if (samples.Prompts is { } p) meta["ldm.prompts"] = System.Text.Json.JsonSerializer.Serialize(p);
             SafetensorsWriter.Write(path, tensors, meta);
-            return $"{path} (latents; for PNGs run ldm sample again with --autoencoder <the autoencoder the model was trained with>){also}";
+            written.Add(path);
+            what = $"{path} (latents; for PNGs run ldm sample again with --autoencoder <the autoencoder the model was trained with>)";
         }
-        samples.Save(outDir);
-        string grid = samples.SaveGrid(Path.Combine(outDir, "grid.png"), columns);
-        return $"{samples.Count} PNGs{(promptsPath is null ? " and" : ",")} the grid {grid}{also}";
+        else
+        {
+            // GeneratedImages.Save removes its own PNGs when one fails; from here on they are ours to remove.
+            written.AddRange(samples.Save(outDir));
+            string grid = samples.SaveGrid(Path.Combine(outDir, "grid.png"), columns);
+            written.Add(grid);
+            what = $"{samples.Count} PNGs{(samples.Prompts is null ? " and" : ",")} the grid {grid}";
+        }
+        if (samples.Prompts is not { } prompts) return what;
+        string promptsPath = Path.Combine(outDir, "prompts.txt");
+        AtomicFile.WriteAllText(promptsPath, string.Join("\n", prompts) + "\n");
+        return $"{what} and {promptsPath}";
     }
 
     /// <summary>The --prompt values and the lines of --prompts-file, in that order.</summary>
@@ -152,9 +175,7 @@ public static class SampleCommand
         if (file != null)
         {
             CliParsing.ExistingFile(file, "--prompts-file");
-            var lines = File.ReadAllLines(file).Where(l => !string.IsNullOrWhiteSpace(l)).Select(l => l.Trim()).ToList();
-            if (lines.Count == 0) throw new LdmException($"--prompts-file '{file}' holds no prompts; write one caption per line.");
-            all.AddRange(lines);
+            all.AddRange(PromptsFile.Read(file));
         }
         return all;
     }

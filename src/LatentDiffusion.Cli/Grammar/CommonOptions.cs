@@ -15,11 +15,23 @@ public static class CommonOptions
         WithDefault(new Option<string>("--data", "-d") { Description = $"{reads}: {DataSetSpec.Syntax}." }, defaultValue);
 
     /// <summary><c>-m/--model</c>: a denoiser checkpoint.</summary>
-    public static Option<string> Model(string description, bool required = true) => new("--model", "-m") { Description = description, Required = required };
+    public static Option<string> Model(string description, bool required = true) =>
+        NotEmpty(new Option<string>("--model", "-m") { Description = description, Required = required }, "the path of a model file");
 
     /// <summary><c>-o/--out</c>: where the command writes (a folder or a file, as its help says).</summary>
     public static Option<string> Out(string description, string? defaultValue = null) =>
-        WithDefault(new Option<string>("--out", "-o") { Description = description }, defaultValue);
+        NotEmpty(WithDefault(new Option<string>("--out", "-o") { Description = description }, defaultValue), "the path to write to");
+
+    /// <summary>Refuses an empty or blank path (<c>--out ""</c>, an unset shell variable) while parsing, before any work.</summary>
+    public static Option<T> NotEmpty<T>(Option<T> option, string what)
+    {
+        option.Validators.Add(result =>
+        {
+            if (result.Tokens.Count > 0 && string.IsNullOrWhiteSpace(result.Tokens[^1].Value))
+                result.AddError($"{option.Name} is empty; give {what} (an empty shell variable?)");
+        });
+        return option;
+    }
 
     /// <summary>Required without a default, else defaulted.</summary>
     static Option<string> WithDefault(Option<string> option, string? defaultValue)
@@ -94,6 +106,9 @@ public sealed class RuntimeOptions
         if (parse.GetValue(Threads) is int n)
         {
             if (n < 1) throw new LdmException($"--threads must be at least 1, got {n}; leave it out to use all cores.");
+            // More threads than cores only slows libtorch down, and --threads 100000 hung while starting them.
+            int most = Math.Max(256, 4 * Environment.ProcessorCount);
+            if (n > most) throw new LdmException($"--threads must be at most {most} (4 × the {Environment.ProcessorCount} cores here, or 256), got {n}; leave it out to use all cores.");
             TorchSharp.torch.set_num_threads(n);
         }
         return device;

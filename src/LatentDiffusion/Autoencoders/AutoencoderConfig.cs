@@ -97,13 +97,26 @@ public sealed record AutoencoderConfig
     /// </summary>
     public static AutoencoderConfig FromJson(JsonObject json) => FromJson(json, requireEmbedDim: true);
 
-    static AutoencoderConfig FromJson(JsonObject json, bool requireEmbedDim)
+    /// <summary><see cref="FromJson(JsonObject)"/> with <paramref name="source"/> (a file) named in its errors.</summary>
+    public static AutoencoderConfig FromJson(JsonObject json, string source) => FromJson(json, requireEmbedDim: true, source);
+
+    /// <summary>
+    /// The keys our own form may hold: the fields, and the derived <c>downsample_factor</c> and <c>latent_resolution</c>
+    /// that <see cref="ToJson"/> writes too (informative; recomputed, never read).
+    /// </summary>
+    public static IReadOnlyList<string> Keys { get; } = ConfigKeys.Of(typeof(AutoencoderConfig), ModelCheckpoint.JsonOptions);
+
+    static AutoencoderConfig FromJson(JsonObject json, bool requireEmbedDim, string? source = null)
     {
         if (json["ddconfig"] is JsonObject dd)
         {
             int embed = json["embed_dim"] is JsonNode e ? ReadInt(e, "embed_dim") : throw new LdmException("the autoencoder config has a ddconfig but no embed_dim; add \"embed_dim\" beside \"ddconfig\".");
             return FromCompVis(dd, embed);
         }
+        // Our own form is strict: a misspelled key would silently take its default. A CompVis ddconfig (requireEmbedDim
+        // false, from FromCompVis) keeps the keys of LDM's yamls that this model does not use (attn_type, ...).
+        if (requireEmbedDim)
+            ConfigKeys.RequireKnown(json, Keys, source is null ? "the autoencoder config" : $"the autoencoder config of '{source}'");
         var d = new AutoencoderConfig();
         try
         {
@@ -120,7 +133,7 @@ public sealed record AutoencoderConfig
                 OutCh = json["out_ch"] is JsonNode o ? ReadInt(o, "out_ch") : d.OutCh,
                 Resolution = Required(json, "resolution", n => ReadInt(n, "resolution")),
                 DoubleZ = json["double_z"] is JsonNode z ? z.GetValue<bool>() : true,
-                Dropout = json["dropout"] is JsonNode p ? p.GetValue<double>() : 0.0,
+                Dropout = json["dropout"] is JsonNode p ? ReadDouble(p) : 0.0,
             };
             if (requireEmbedDim) c.Validate();
             return c;
@@ -134,9 +147,14 @@ public sealed record AutoencoderConfig
     static T Required<T>(JsonObject json, string key, Func<JsonNode, T> read) =>
         json[key] is JsonNode n ? read(n) : throw new LdmException($"the autoencoder config lacks \"{key}\"; add it (see the 'sd' preset for an example).");
 
+    /// <summary>A number whether the node was parsed from text or built in code (a JsonValue holding an int does not
+    /// convert to double through GetValue).</summary>
+    static double ReadDouble(JsonNode n) =>
+        n is JsonValue v && v.TryGetValue(out int i) ? i : n is JsonValue l && l.TryGetValue(out long j) ? j : n.GetValue<double>();
+
     static int ReadInt(JsonNode n, string key)
     {
-        double v = n.GetValue<double>();
+        double v = ReadDouble(n);
         if (v != Math.Floor(v)) throw new LdmException($"autoencoder config field \"{key}\" must be a whole number, got {v}.");
         return (int)v;
     }
@@ -153,7 +171,7 @@ public sealed record AutoencoderConfig
         JsonObject json;
         try { json = JsonNode.Parse(text) as JsonObject ?? throw new JsonException("not a JSON object"); }
         catch (JsonException e) { throw new LdmException($"'{path}' is not a JSON autoencoder config ({e.Message.Split('\n')[0]}); fix the file or use a preset ({string.Join(", ", PresetNames)})."); }
-        return FromJson(json);
+        return FromJson(json, path);
     }
 
     /// <summary>A preset name or the path of a JSON config file.</summary>

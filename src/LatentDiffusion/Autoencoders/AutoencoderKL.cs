@@ -152,7 +152,7 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
         var ckpt = ModelCheckpoint.Load(path, ModelKind);
         try
         {
-            var model = new AutoencoderKL(AutoencoderConfig.FromJson(ckpt.Config));
+            var model = new AutoencoderKL(AutoencoderConfig.FromJson(ckpt.Config, path));
             StateDict.Load(model, ckpt.Weights, path);
             model.LatentScale = ReadLatentScale(ckpt.Extra, path);
             model.eval();

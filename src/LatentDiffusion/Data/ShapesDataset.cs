@@ -61,6 +61,23 @@ public static partial class ShapesDataset
         return Math.Abs(sa.CenterX - sb.CenterX) == 16 || Math.Abs(sa.CenterY - sb.CenterY) == 16;
     }
 
+    /// <summary>Bytes one generated image takes while <see cref="Generate"/> runs: its pixels twice (the array and
+    /// the tensor made from it) plus its scene and caption.</summary>
+    const long BytesPerImage = 2 * 3 * ImageSize * ImageSize + 256;
+
+    /// <summary>
+    /// Refuses, before anything is drawn, a count whose images cannot be held in the memory available now (an
+    /// <see cref="LdmOptionException"/> on <c>ShapesDataset.Count</c>); shapes:count=2000000000 used to fill gigabytes first.
+    /// </summary>
+    public static void CheckFitsInMemory(long count)
+    {
+        long available = Diagnostics.ProcessMemory.AvailableBytes();
+        if (count * BytesPerImage <= available) return;
+        throw new LdmOptionException(nameof(ShapesDataset), "Count", count,
+            $"be at most {available / BytesPerImage} here ({count} images need {count * BytesPerImage / 1e9:F0} GB in memory, {available / 1e9:F1} GB is available)",
+            "use fewer images");
+    }
+
     /// <summary>The shapes of <paramref name="count"/> images, deterministic from <paramref name="seed"/>.</summary>
     public static ShapeSpec[][] GenerateScenes(int count, int seed, bool text)
     {
@@ -94,6 +111,7 @@ public static partial class ShapesDataset
     /// </summary>
     public static ImageDataset Generate(int count, int seed, bool text)
     {
+        CheckFitsInMemory(count);
         var scenes = GenerateScenes(count, seed, text);
         const int plane = ImageSize * ImageSize;
         var chw = new byte[(long)count * 3 * plane];

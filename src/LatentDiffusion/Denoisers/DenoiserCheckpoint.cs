@@ -69,14 +69,15 @@ public static class DenoiserCheckpoint
     /// </summary>
     public static DenoiserInfo FromJson(JsonObject config, string source, string? vocabularyJson = null)
     {
+        // Every key of every section is checked first: a misspelled one would otherwise take its default silently
+        // (and a misspelled backbone would read as "no backbone").
+        ConfigKeys.RequireKnown(config, [.. Backbones.Keys, DiffusionKey, SpaceKey, ClassNamesKey, AutoencoderKey, SamplingKey], $"the model config of '{source}'");
         var backboneKeys = config.Select(kv => kv.Key).Where(Backbones.ContainsKey).ToList();
         if (backboneKeys.Count != 1)
             throw new LdmException(backboneKeys.Count == 0
                 ? $"'{source}' has no backbone config ({string.Join(" or ", Backbones.Keys)}); it is not a denoiser checkpoint of ldm."
                 : $"'{source}' has configs of several backbones ({string.Join(", ", backboneKeys)}); re-create the checkpoint.");
-        var known = new HashSet<string>(Backbones.Keys) { DiffusionKey, SpaceKey, ClassNamesKey, AutoencoderKey, SamplingKey };
-        if (config.Select(kv => kv.Key).FirstOrDefault(k => !known.Contains(k)) is { } unknown)
-            throw new LdmException($"'{source}' has an unknown key '{unknown}' in its model config (known: {string.Join(", ", known.Order())}); it was written by a newer version of LatentDiffusion or edited by hand.");
+        CheckSectionKeys(config, backboneKeys[0], source);
         try
         {
             string kind = backboneKeys[0];
@@ -98,6 +99,24 @@ public static class DenoiserCheckpoint
         {
             throw new LdmException($"'{source}' has a model config this version cannot read: {e.Message}; it was written by a newer version of LatentDiffusion or edited by hand.", e);
         }
+    }
+
+    /// <summary>The config types of the sections, whose JSON names are the keys a section may hold.</summary>
+    static readonly Dictionary<string, Type> SectionTypes = new()
+    {
+        [TransformerConfig.BackboneKind] = typeof(TransformerConfig),
+        [UNetConfig.BackboneKind] = typeof(UNetConfig),
+        [DiffusionKey] = typeof(DiffusionConfig),
+        [SamplingKey] = typeof(RecommendedSampling),
+    };
+
+    static void CheckSectionKeys(JsonObject config, string backbone, string source)
+    {
+        foreach (var section in new[] { backbone, DiffusionKey, SamplingKey })
+            if (config[section] is JsonObject o)
+                ConfigKeys.RequireKnown(o, ConfigKeys.Of(SectionTypes[section], Json), $"the {section} config of '{source}'");
+        if (config[backbone]?["text"] is JsonObject text)
+            ConfigKeys.RequireKnown(text, ConfigKeys.Of(typeof(TextConditionConfig), Json), $"the {backbone}.text config of '{source}'");
     }
 
     /// <summary>Reads the description (and a text model's vocabulary) only, no weights.</summary>

@@ -129,6 +129,8 @@ public sealed class DomainClassifier : nn.Module<Tensor, Tensor>
         var ckpt = ModelCheckpoint.Load(path, ModelKind);
         try
         {
+            // A misspelled key would silently take its default (the widths, say, and then the weights would not fit).
+            ConfigKeys.RequireKnown(ckpt.Config, ConfigKeys.Of(typeof(DomainClassifierConfig), ModelCheckpoint.JsonOptions), $"the classifier config of '{path}'");
             var config = System.Text.Json.JsonSerializer.Deserialize<DomainClassifierConfig>(ckpt.Config.ToJsonString(), ModelCheckpoint.JsonOptions)
                 ?? throw new LdmException($"'{path}' has an empty classifier config; re-train the classifier.");
             var model = new DomainClassifier(config);

@@ -10,13 +10,10 @@ public static class AtomicFile
     /// creates the folder. On any error the temporary file is removed and the old file (if any) is left unchanged.</summary>
     public static void Write(string path, Action<Stream> write)
     {
+        if (string.IsNullOrWhiteSpace(path)) throw new LdmException("the path to write is empty; give a file path.");
         string full = Path.GetFullPath(path);
         string dir = Path.GetDirectoryName(full)!;
-        try { Directory.CreateDirectory(dir); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new LdmException($"cannot create the folder '{dir}': {e.Message}; choose a writable output path.");
-        }
+        WriteFailure.CreateFolder(dir);
         string tmp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
         try
         {
@@ -30,8 +27,8 @@ public static class AtomicFile
         catch (Exception e)
         {
             try { File.Delete(tmp); } catch { /* best effort: the temp file is hidden and named as such */ }
-            if (e is UnauthorizedAccessException or DirectoryNotFoundException or PathTooLongException)
-                throw new LdmException($"cannot write '{full}': {e.Message}; choose a writable output path.", e);
+            // A full disk, a read-only file system or a missing permission is the user's to fix; anything else is a bug.
+            if (WriteFailure.IsWriteError(e)) throw WriteFailure.For(full, e);
             throw;
         }
     }

@@ -29,6 +29,8 @@ public static class CheckpointImport
                 throw new LdmException($"folder '{path}' holds none of {string.Join(", ", FolderFileNames)}; pass the weights file itself.");
             path = file;
         }
+        // Telling the formats apart reads the first bytes, which a pipe would then no longer have.
+        RandomAccessFile.Require(path);
         if (PyTorchCheckpoint.LooksLikeTorchSave(path)) return PyTorchCheckpoint.Load(path, key);
         if (LooksLikeSafetensors(path))
         {

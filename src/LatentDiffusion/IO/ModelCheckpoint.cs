@@ -66,14 +66,39 @@ public sealed class ModelCheckpoint
     {
         using var file = SafetensorsFile.Open(path);
         var header = ReadHeader(file, expectedKinds);
+        var weights = file.ReadAll();
+        try { CheckFinite(path, weights); }
+        catch
+        {
+            foreach (var t in weights.Values) t.Dispose();
+            throw;
+        }
         return new ModelCheckpoint
         {
             ModelKind = header.kind,
             Config = header.config,
-            Weights = file.ReadAll(),
+            Weights = weights,
             Extra = file.Metadata.Where(kv => kv.Key is not (FormatKey or ModelKey or ConfigKey)).ToDictionary(kv => kv.Key, kv => kv.Value),
             Path = path,
         };
+    }
+
+    /// <summary>
+    /// Refuses weights holding NaN or ±Inf (a diverged run saved anyway, a damaged file): such a model loads and then
+    /// draws black or noise images, or poisons an FID, with no hint why. One isfinite pass per float tensor, at load.
+    /// </summary>
+    public static void CheckFinite(string path, IReadOnlyDictionary<string, Tensor> weights)
+    {
+        using var _ = torch.no_grad();
+        foreach (var (name, t) in weights)
+        {
+            if (!t.is_floating_point() || t.NumberOfElements == 0) continue;
+            using var finite = torch.isfinite(t);
+            using var all = finite.all();
+            if (all.item<bool>()) continue;
+            using var bad = finite.logical_not().sum();
+            throw new LdmException($"'{path}' has {bad.item<long>()} NaN or infinite values in tensor '{name}'; the model is damaged (saved from a diverged training run?): use an earlier checkpoint or train again.");
+        }
     }
 
     /// <summary>Reads only the model kind and config (cheap: no tensor data is read).</summary>
@@ -112,7 +137,7 @@ public sealed class ModelCheckpoint
             || !int.TryParse(format[prefix.Length..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int version))
             throw new LdmException($"'{path}' names an unknown file format '{format}' (this build reads {Format}); it was not written by LatentDiffusion.");
         if (version > FormatVersion)
-            throw new LdmException($"'{path}' is in file format {version}, newer than this build reads ({FormatVersion}); update LatentDiffusion to load it.");
+            throw new LdmException($"'{path}' was made by a newer ldm (file format {format}; this one reads up to {Format}); update ldm (LatentDiffusion) to load it.");
     }
 
     /// <summary>How configs are serialized: snake_case properties, kebab-case enums.</summary>

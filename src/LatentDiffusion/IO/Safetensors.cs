@@ -49,7 +49,11 @@ public sealed class SafetensorsFile : IDisposable
         catch (DirectoryNotFoundException) { throw new LdmException($"file not found: '{path}'; check the path."); }
         catch (UnauthorizedAccessException) { throw new LdmException($"cannot read '{path}': permission denied; check the file's permissions."); }
         catch (IOException e) { throw new LdmException($"cannot read '{path}': {e.Message}"); }
-        try { return Parse(path, fs); }
+        try
+        {
+            if (RandomAccessFile.ErrorIfNotSeekable(path, fs) is { } pipe) throw pipe;
+            return Parse(path, fs);
+        }
         catch { fs.Dispose(); throw; }
     }
 

@@ -143,20 +143,52 @@ public sealed class DiffusionPipeline : IDisposable
             throw new LdmOptionException(nameof(DiffusionPipeline), "dtype", dtype, "be Float32, BFloat16 or Float16");
     }
 
+    /// <summary>Bytes that <paramref name="count"/> returned images take while a Generate call gathers them: the
+    /// float32 batches and their concatenation.</summary>
+    public long BytesToHold(long count) => 2 * count * ImageChannels * (long)ImageSize * ImageSize * sizeof(float);
+
+    /// <summary>How many images one Generate call can return in the memory available now (GenerateBatches streams any number).</summary>
+    public long MaxImagesInMemory() => Diagnostics.ProcessMemory.AvailableBytes() / Math.Max(1, BytesToHold(1));
+
+    /// <summary>
+    /// Refuses, before any sampling, a Generate call whose images cannot be held in the memory available now
+    /// (an <see cref="LdmOptionException"/> on <c>GeneratedImages.Count</c>), instead of running out of memory later.
+    /// </summary>
+    public void CheckFitsInMemory(long count)
+    {
+        long available = Diagnostics.ProcessMemory.AvailableBytes();
+        long need = BytesToHold(count);
+        if (need <= available) return;
+        throw new LdmOptionException(nameof(GeneratedImages), nameof(GeneratedImages.Count), count,
+            $"be at most {available / BytesToHold(1)} here ({count} images of {ImageChannels}×{ImageSize}×{ImageSize} need {Gb(need)} GB in memory, {Gb(available)} GB is available)",
+            "make fewer images per run");
+    }
+
+    static string Gb(long bytes) => (bytes / 1e9).ToString(bytes < 10e9 ? "F2" : "F0", System.Globalization.CultureInfo.InvariantCulture);
+
     /// <summary>One image per class id (repeat an id for several images of it).</summary>
     public GeneratedImages Generate(IReadOnlyList<int> classIds, SamplingOptions? options = null,
-        Action<GenerationProgress>? onProgress = null, CancellationToken cancellationToken = default) =>
-        Collect(Batches(Conditions.ForClasses(this, classIds), options, onProgress, cancellationToken), classIds.ToArray(), null);
+        Action<GenerationProgress>? onProgress = null, CancellationToken cancellationToken = default)
+    {
+        CheckFitsInMemory(classIds.Count);
+        return Collect(Batches(Conditions.ForClasses(this, classIds), options, onProgress, cancellationToken), classIds.ToArray(), null);
+    }
 
     /// <summary>One image per prompt (repeat a prompt for several images of it). Unknown words fail before any sampling.</summary>
     public GeneratedImages Generate(IReadOnlyList<string> prompts, SamplingOptions? options = null,
-        Action<GenerationProgress>? onProgress = null, CancellationToken cancellationToken = default) =>
-        Collect(Batches(Conditions.ForPrompts(this, prompts), options, onProgress, cancellationToken), null, prompts.ToArray());
+        Action<GenerationProgress>? onProgress = null, CancellationToken cancellationToken = default)
+    {
+        CheckFitsInMemory(prompts.Count);
+        return Collect(Batches(Conditions.ForPrompts(this, prompts), options, onProgress, cancellationToken), null, prompts.ToArray());
+    }
 
     /// <summary><paramref name="count"/> unconditional images (the null class or the empty caption; no guidance).</summary>
     public GeneratedImages Generate(int count, SamplingOptions? options = null,
-        Action<GenerationProgress>? onProgress = null, CancellationToken cancellationToken = default) =>
-        Collect(Batches(Conditions.Unconditional(this, count), options, onProgress, cancellationToken), null, null);
+        Action<GenerationProgress>? onProgress = null, CancellationToken cancellationToken = default)
+    {
+        CheckFitsInMemory(count);
+        return Collect(Batches(Conditions.Unconditional(this, count), options, onProgress, cancellationToken), null, null);
+    }
 
     /// <summary>
     /// The images of <see cref="Generate(IReadOnlyList{int}, SamplingOptions?, Action{GenerationProgress}?, CancellationToken)"/>
@@ -191,6 +223,7 @@ public sealed class DiffusionPipeline : IDisposable
     GeneratedImages Gather(IProcessGroup group, int count, SamplingOptions? options, Func<Shard, IEnumerable<(Tensor images, int start)>> batches,
         int[]? ids, string[]? prompts)
     {
+        CheckFitsInMemory(count);
         var part = ShareOf(count, group.Rank, group.Size, options);
         using var mine = Collect(batches(part), null, null);
         if (part.Count == count) return new GeneratedImages(mine.Images.alias(), !ReturnsImages, ids, prompts, ClassNames);

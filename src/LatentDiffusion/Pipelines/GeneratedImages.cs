@@ -47,22 +47,46 @@ public sealed class GeneratedImages : IDisposable
         return Images.mul(127.5).add(128.0).clamp(0.0, 255.0).floor().to(ScalarType.Byte);
     }
 
-    /// <summary>Writes one PNG per image into <paramref name="folder"/> (created if missing), named by index, class or prompt; returns the paths.</summary>
+    /// <summary>
+    /// Writes one PNG per image into <paramref name="folder"/> (created if missing), named by index, class or prompt;
+    /// returns the paths. All or nothing: when one cannot be written (a full disk, say) the ones written before it are
+    /// removed again and the <see cref="LdmException"/> says so.
+    /// </summary>
     public IReadOnlyList<string> Save(string folder)
     {
         RequireImages();
-        Directory.CreateDirectory(folder);
+        WriteFailure.CreateFolder(folder);
         var paths = new List<string>();
-        for (int i = 0; i < Count; i++)
+        try
         {
-            string name = FileNamePart(Caption(i));
-            string label = ClassIds is { } ids && Prompts is null ? $"{ids[i]:D3}_" : "";
-            string path = Path.Combine(folder, $"{i:D5}_{label}{name}.png");
-            using var image = Images[i];
-            ImageFile.Write(path, image);
-            paths.Add(path);
+            for (int i = 0; i < Count; i++)
+            {
+                string name = FileNamePart(Caption(i));
+                string label = ClassIds is { } ids && Prompts is null ? $"{ids[i]:D3}_" : "";
+                string path = Path.Combine(folder, $"{i:D5}_{label}{name}.png");
+                using var image = Images[i];
+                ImageFile.Write(path, image);
+                paths.Add(path);
+            }
+        }
+        catch (LdmException e) when (paths.Count > 0)
+        {
+            // Half a sample set looks like a whole one of another --num; better none, and say so.
+            throw new LdmException($"{e.Message.TrimEnd('.')} (removed the {Removed(paths)} images written before it).", e);
         }
         return paths;
+    }
+
+    /// <summary>Deletes files written by a save that then failed; returns how many were removed.</summary>
+    static int Removed(IEnumerable<string> paths)
+    {
+        int n = 0;
+        foreach (var p in paths)
+        {
+            try { File.Delete(p); n++; }
+            catch (Exception e) when (WriteFailure.IsWriteError(e)) { /* a file that cannot be removed stays; the count says how many went */ }
+        }
+        return n;
     }
 
     /// <summary>Writes the images as one PNG grid, <paramref name="columns"/> per row (default: a square).</summary>

@@ -9,7 +9,7 @@ namespace LatentDiffusion.Training;
 /// </summary>
 public sealed class MetricsLog : IDisposable
 {
-    readonly StreamWriter? _writer;
+    readonly FileStream? _file;
     readonly List<IReadOnlyDictionary<string, object>> _entries = [];
 
     /// <summary>The file written, or null for a log in memory only.</summary>
@@ -30,7 +30,9 @@ public sealed class MetricsLog : IDisposable
             var kept = File.ReadLines(path).Where(l => StepOf(l) is { } s && s <= resumeStep).ToList();
             IO.AtomicFile.WriteAllText(path, kept.Count == 0 ? "" : string.Join("\n", kept) + "\n");
         }
-        _writer = new StreamWriter(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read)) { AutoFlush = true };
+        // Unbuffered, so a failed write (a full disk) leaves nothing behind for Dispose to flush and fail on again.
+        try { _file = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read, bufferSize: 0); }
+        catch (Exception e) when (IO.WriteFailure.IsWriteError(e)) { throw IO.WriteFailure.For(path, e); }
     }
 
     static long? StepOf(string line)
@@ -47,7 +49,9 @@ public sealed class MetricsLog : IDisposable
     public void Write(IReadOnlyDictionary<string, object> values)
     {
         _entries.Add(values);
-        _writer?.WriteLine(JsonSerializer.Serialize(values));
+        if (_file is null) return;
+        try { _file.Write(System.Text.Encoding.UTF8.GetBytes(JsonSerializer.Serialize(values) + "\n")); }
+        catch (Exception e) when (IO.WriteFailure.IsWriteError(e)) { throw IO.WriteFailure.For(Path!, e); }
     }
 
     /// <summary>Reads every entry of a <c>metrics.jsonl</c>, e.g. to plot a loss curve; blank lines are skipped.</summary>
@@ -56,5 +60,5 @@ public sealed class MetricsLog : IDisposable
             .Select(l => JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(l)!).ToList();
 
     /// <summary>Closes the file.</summary>
-    public void Dispose() => _writer?.Dispose();
+    public void Dispose() => _file?.Dispose();
 }

@@ -65,7 +65,7 @@ internal sealed class TrainingRun : IDisposable
         _divergenceAdvice = divergenceAdvice;
         if (runDir != null)
         {
-            Directory.CreateDirectory(runDir);
+            IO.WriteFailure.CreateFolder(runDir);
             ResumedFromStep = TryResume(runDir);
             Step = _lastCheckpoint = ResumedFromStep ?? 0;
         }
