@@ -41,34 +41,27 @@ public static class SampleCommand
             var device = runtime.Apply(parse);
             string modelPath = CliParsing.ExistingFile(parse.GetValue(model)!, "--model");
             var info = DenoiserCheckpoint.PeekInfo(modelPath);
-            bool text = info.Condition == ConditionKind.Text;
             var prompts = ReadPrompts(parse.GetValue(prompt), parse.GetValue(promptsFile));
-            if (text)
+            // The one validation of a sample request (the web server's too): classes or prompts, count, settings.
+            string? classText = parse.GetValue(classes);
+            var request = new SampleRequest
             {
-                if (parse.GetValue(classes) != null)
-                    throw new LdmException("this is a text-conditioned model; describe the images with --prompt \"...\" instead of --classes.");
-                if (prompts.Count == 0)
-                    throw new LdmException("this is a text-conditioned model; give at least one --prompt \"...\" (or --prompts-file).");
-            }
-            else if (prompts.Count > 0)
-                throw new LdmException("this is a class-conditional model; choose classes with --classes instead of --prompt.");
-            var ids = text ? Enumerable.Range(0, prompts.Count).ToList() : CliParsing.ClassIds(parse.GetValue(classes), info.Backbone.NumClasses);
-            // Every listed id, not only those --num happens to use: a typo in --classes is an error either way.
-            foreach (var id in text ? [] : ids)
-                if (id < 0 || id >= info.Backbone.NumClasses)
-                    throw new LdmException($"--classes: class id {id} is outside this model's classes 0..{info.Backbone.NumClasses - 1}; use ids in that range.");
-            int count = parse.GetValue(num) ?? Math.Min(64, ids.Count * 4);
-            if (count < 1) throw new LdmException($"--num must be at least 1, got {count}.");
-            var labels = Enumerable.Range(0, count).Select(i => ids[i % ids.Count]).OrderBy(c => ids.IndexOf(c)).ToList();
-            // Settings not given come from the model's recommended sampling (stored in its checkpoint).
-            var given = info.SamplingOrDefault.With(SamplerNames.ParseOptional(parse.GetValue(sampler)), parse.GetValue(steps), parse.GetValue(guidance));
-            var options = SamplingOptions.From(given) with
-            {
+                ClassIds = classText is null ? null : CliParsing.ClassIds(classText, info.Backbone.NumClasses),
+                Prompts = prompts.Count > 0 ? prompts : null,
+                Count = parse.GetValue(num),
+                Sampler = SamplerNames.ParseOptional(parse.GetValue(sampler)),
+                Steps = parse.GetValue(steps),
+                GuidanceScale = parse.GetValue(guidance),
                 Eta = parse.GetValue(eta),
                 Seed = parse.GetValue(seed),
                 BatchSize = parse.GetValue(batch),
             };
-            options.Validate();
+            var resolved = request.Resolve(info);
+            bool text = resolved.Prompts is not null;
+            var options = resolved.Options;
+            int count = resolved.Count;
+            // A text model's labels index its prompt list (they lay out the grid, one row per prompt).
+            var labels = text ? resolved.Prompts!.Select(p => prompts.IndexOf(p)).ToList() : resolved.Labels!.ToList();
             string? aePath = parse.GetValue(autoencoder);
             if (aePath != null) CliParsing.ExistingFile(aePath, "--autoencoder");
             if (aePath != null && info.IsPixelSpace)
@@ -92,8 +85,8 @@ public static class SampleCommand
                 Action<GenerationProgress> onProgress = p =>
                     report(p.ImagesDone / options.BatchSize * p.StepsPerBatch + p.Step, $"({SamplerNames.Of(options.Sampler)}, {options.Steps} steps, guidance {options.GuidanceScale:G})");
                 if (world.Size > 1)
-                    return text ? pipe.Generate(labels.Select(i => prompts[i]).ToList(), world, options, onProgress) : pipe.Generate(labels, world, options, onProgress);
-                return text ? pipe.Generate(labels.Select(i => prompts[i]).ToList(), options, onProgress) : pipe.Generate(labels, options, onProgress);
+                    return text ? pipe.Generate(resolved.Prompts!, world, options, onProgress) : pipe.Generate(labels, world, options, onProgress);
+                return resolved.Generate(pipe, onProgress);
             });
             if (!world.IsMain) return 0;
             double seconds = clock.Elapsed.TotalSeconds;
