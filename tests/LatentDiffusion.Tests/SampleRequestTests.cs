@@ -45,6 +45,7 @@ public class SampleRequestTests
     [InlineData("shapes-class", 1, null, 0, null, "--num must be at least 1, got 0.")]
     [InlineData("shapes-class", 1, null, 2, 0, "SamplingOptions.Steps")]
     [InlineData("shapes-text", null, " ", null, null, "--prompt is empty")]
+    [InlineData("shapes-text", null, "a purple circle", null, null, "purple")]
     public void BadRequestsAreOneLineErrors(string model, int? classId, string? prompt, int? count, int? steps, string message)
     {
         var request = new SampleRequest

@@ -52,6 +52,9 @@ public sealed record SampleRequest
         }
         else if (prompts.Count > 0)
             throw new LdmException("this is a class-conditional model; choose classes with --classes instead of --prompt.");
+        // Unknown words and over-long prompts fail here, before a model is loaded or a queue slot taken.
+        if (text)
+            foreach (var p in prompts) info.TextTokenizer.Encode(p.Trim(), info.Backbone.Text!.MaxTokens);
         if (!text && ClassIds is { Count: 0 })
             throw new LdmException("--classes is empty; write ids like 3, 0,5,7 or 0-11, or 'all'.");
         var ids = text ? Enumerable.Range(0, prompts.Count).ToList() : (ClassIds ?? Enumerable.Range(0, info.Backbone.NumClasses)).ToList();
