@@ -53,10 +53,19 @@ public sealed class GenerationQueue : IDisposable
             if (!idle && _waiting >= _options.QueueCapacity)
                 throw new QueueFullException($"the generation queue is full ({_options.QueueCapacity} requests waiting); try again when one has finished.");
             _jobs[job.Id] = job;
-            lane.Waiting.AddLast(job);
-            _waiting++;
-            Renumber(lane);
-            if (idle) _workers.Add(Task.Factory.StartNew(() => Drain(lane), TaskCreationOptions.LongRunning));
+            if (idle)
+            {
+                // An idle model starts at once: the request never counts as waiting.
+                lane.Running = job;
+                job.SetRunning();
+                _workers.Add(Task.Factory.StartNew(() => Drain(lane), TaskCreationOptions.LongRunning));
+            }
+            else
+            {
+                lane.Waiting.AddLast(job);
+                _waiting++;
+                Renumber(lane);
+            }
             _workers.RemoveAll(w => w.IsCompleted);
         }
         return job;
@@ -89,25 +98,29 @@ public sealed class GenerationQueue : IDisposable
         return job;
     }
 
-    /// <summary>Runs the lane's requests until none waits, then ends (the next request starts a new worker).</summary>
+    /// <summary>Runs the lane's requests, the one set running first, until none waits; then ends (the next request
+    /// starts a new worker).</summary>
     void Drain(Lane lane)
     {
         while (true)
         {
             GenerationJob job;
+            lock (_gate) job = lane.Running!;
+            Run(job);
             lock (_gate)
             {
-                lane.Running = null;
-                if (_disposed || lane.Waiting.First is not { } first) return;
-                job = first.Value;
+                Retire(job);
+                if (_disposed || lane.Waiting.First is not { } next)
+                {
+                    lane.Running = null;
+                    return;
+                }
                 lane.Waiting.RemoveFirst();
                 _waiting--;
-                lane.Running = job;
-                job.SetRunning();
+                lane.Running = next.Value;
+                next.Value.SetRunning();
                 Renumber(lane);
             }
-            Run(job);
-            lock (_gate) Retire(job);
         }
     }
 
