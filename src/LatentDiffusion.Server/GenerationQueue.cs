@@ -135,7 +135,7 @@ public sealed class GenerationQueue : IDisposable
             using var images = job.Sample.Generate(pipeline, job.Report, token);
             double seconds = clock.Elapsed.TotalSeconds;
             var classNames = job.Model.Info?.ClassNames;
-            var pngs = new List<byte[]> { images.GridPng(text: job.Sample.PngText(job.Model.Path, null, classNames)) };
+            var pngs = new List<byte[]> { images.GridPng(job.Sample.GridColumns, job.Sample.PngText(job.Model.Path, null, classNames)) };
             for (int i = 0; i < images.Count; i++) pngs.Add(images.Png(i, job.Sample.PngText(job.Model.Path, i, classNames)));
             job.Finish(pngs, Enumerable.Range(0, images.Count).Select(images.Caption).ToList(), seconds);
         }

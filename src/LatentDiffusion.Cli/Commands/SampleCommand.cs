@@ -60,8 +60,7 @@ public static class SampleCommand
             bool text = resolved.Prompts is not null;
             var options = resolved.Options;
             int count = resolved.Count;
-            // A text model's labels index its prompt list (they lay out the grid, one row per prompt).
-            var labels = text ? resolved.Prompts!.Select(p => prompts.IndexOf(p)).ToList() : resolved.Labels!.ToList();
+            var labels = resolved.Labels?.ToList() ?? [];
             string? aePath = parse.GetValue(autoencoder);
             if (aePath != null) CliParsing.ExistingFile(aePath, "--autoencoder");
             if (aePath != null && info.IsPixelSpace)
@@ -90,20 +89,13 @@ public static class SampleCommand
             });
             if (!world.IsMain) return 0;
             double seconds = clock.Elapsed.TotalSeconds;
-            int gridColumns = parse.GetValue(columns) ?? DefaultColumns(labels);
+            int gridColumns = parse.GetValue(columns) ?? resolved.GridColumns;
             string written = WriteOutputs(samples, outDir, gridColumns);
             string decoded = pipe.Autoencoder != null ? ", decoded by the autoencoder" : "";
             Console.WriteLine($"{count} samples in {seconds:F1} s ({count / seconds:F2} images/s{decoded}; {SamplerNames.Of(options.Sampler)}, {options.Steps} steps, guidance {options.GuidanceScale:G}); wrote {written}");
             return 0;
         });
         return command;
-    }
-
-    static int DefaultColumns(List<int> labels)
-    {
-        int distinct = labels.Distinct().Count();
-        int perClass = labels.Count / Math.Max(1, distinct);
-        return distinct > 1 && perClass * distinct == labels.Count && perClass <= 16 ? perClass : (int)Math.Ceiling(Math.Sqrt(labels.Count));
     }
 
     /// <summary>PNGs and a grid for images in [-1, 1] (text models: prompts.txt too); a latents file for undecoded latent samples. Returns what was written.</summary>

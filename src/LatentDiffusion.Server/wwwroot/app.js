@@ -123,6 +123,8 @@ function finish(s) {
   state.job = null;
   if (s.state === "failed") { showError(s.error); return; }
   if (s.state !== "done") return;
+  // Small images are shown enlarged (pixelated), up to the page's width.
+  $("grid").onload = () => { $("grid").style.width = Math.min(3 * $("grid").naturalWidth, 720) + "px"; };
   $("grid").src = s.grid;
   $("grid-link").href = s.grid;
   const singles = $("singles");

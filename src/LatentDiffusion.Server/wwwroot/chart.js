@@ -53,9 +53,13 @@ const LineChart = (() => {
       el("line", { x1: sx(t), y1: H - B, x2: sx(t), y2: H - B + 4, stroke: "#999" }, svg);
       el("text", { x: sx(t), y: H - B + 16, "text-anchor": "middle" }, svg).textContent = fmt(t);
     }
-    const yt = log ? ticks(Math.floor(y0), Math.ceil(y1), 4).filter(t => t >= y0 - 1e-9 && t <= y1 + 1e-9) : ticks(y0, y1, 4);
-    for (const t of (yt.length ? yt : [y0, y1])) {
-      const v = log ? Math.pow(10, t) : t, y = T + (1 - (t - y0) / (y1 - y0)) * (H - T - B);
+    // Tick values in data units: powers of ten on a log axis spanning a decade or more, else round values.
+    const span = log && y1 - y0 >= 1;
+    const yv = span ? ticks(Math.ceil(y0), Math.floor(y1), 4).map(t => Math.pow(10, t))
+      : ticks(log ? Math.pow(10, y0) : y0, log ? Math.pow(10, y1) : y1, 4);
+    for (const v of yv) {
+      const y = sy(v);
+      if (!(y >= T - 1 && y <= H - B + 1)) continue;
       el("line", { x1: L, y1: y, x2: W - R, y2: y, stroke: "#eee" }, svg);
       el("text", { x: L - 4, y: y + 4, "text-anchor": "end" }, svg).textContent = fmt(v);
     }

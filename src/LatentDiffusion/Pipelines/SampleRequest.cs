@@ -113,6 +113,19 @@ public sealed record ResolvedSample(SampleRequest Request, SamplingOptions Optio
     /// <summary>Images in all.</summary>
     public int Count => Labels?.Count ?? Prompts!.Count;
 
+    /// <summary>Grid columns that give each class or prompt its own row when the images split evenly into at most 16
+    /// per row, else a square.</summary>
+    public int GridColumns
+    {
+        get
+        {
+            var keys = Prompts is not null ? Prompts.Cast<object>().ToList() : Labels!.Cast<object>().ToList();
+            int distinct = keys.Distinct().Count();
+            int perKey = keys.Count / Math.Max(1, distinct);
+            return distinct > 1 && perKey * distinct == keys.Count && perKey <= 16 ? perKey : (int)Math.Ceiling(Math.Sqrt(keys.Count));
+        }
+    }
+
     /// <summary>Runs the request on <paramref name="pipeline"/>.</summary>
     public GeneratedImages Generate(DiffusionPipeline pipeline, Action<GenerationProgress>? onProgress = null, CancellationToken cancellationToken = default) =>
         Prompts is not null ? pipeline.Generate(Prompts, Options, onProgress, cancellationToken)
