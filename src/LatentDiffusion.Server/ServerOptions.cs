@@ -32,6 +32,7 @@ public sealed record ServerOptions
         foreach (var (flag, folders) in new[] { ("--models", ModelFolders), ("--runs", RunFolders) })
             foreach (var f in folders)
                 if (!Directory.Exists(f)) throw new LdmException($"{flag} '{f}' is not a folder; give an existing folder.");
+        LdmServer.Address(Host);
         if (Port is < 0 or > 65535) throw new LdmException($"--port must be 0 to 65535, got {Port}.");
         if (MaxImagesPerRequest < 1) throw new LdmException($"--max-images must be at least 1, got {MaxImagesPerRequest}.");
         if (MaxStepsPerRequest < 1) throw new LdmException($"--max-steps must be at least 1, got {MaxStepsPerRequest}.");

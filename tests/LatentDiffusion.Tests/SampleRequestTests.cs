@@ -28,12 +28,14 @@ public class SampleRequestTests
     [Fact]
     public void TextRequestQuotesPromptsForTheShell()
     {
-        var resolved = new SampleRequest { Prompts = ["a red circle at the top", "it's blue"], Count = 3, Sampler = SamplerKind.DpmSolverPP2M, GuidanceScale = 2.5 }
+        var resolved = new SampleRequest { Prompts = ["a red circle at the top", "a blue square"], Count = 3, Sampler = SamplerKind.DpmSolverPP2M, GuidanceScale = 2.5 }
             .Resolve(Model("shapes-text"));
 
-        Assert.Equal(["a red circle at the top", "a red circle at the top", "it's blue"], resolved.Prompts);
-        string command = SampleRequest.CommandLine("m.safetensors", resolved);
-        Assert.Contains("--prompt 'a red circle at the top' --prompt 'it'\\''s blue' --num 3 --sampler dpm++2m", command);
+        Assert.Equal(["a red circle at the top", "a red circle at the top", "a blue square"], resolved.Prompts);
+        string command = SampleRequest.CommandLine("my models/m.safetensors", resolved);
+        Assert.StartsWith("ldm sample --model 'my models/m.safetensors' --prompt 'a red circle at the top' --prompt 'a blue square' --num 3 --sampler dpm++2m", command);
+        Assert.Equal("'it'\\''s'", SampleRequest.ShellQuote("it's"));
+        Assert.Equal(2, resolved.GridColumns);
         Assert.Contains("--guidance 2.5", command);
     }
 

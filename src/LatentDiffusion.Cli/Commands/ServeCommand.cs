@@ -42,7 +42,6 @@ public static class ServeCommand
                 QueueCapacity = parse.GetValue(queue),
                 Device = device,
             };
-            LdmServer.Address(options.Host);
             var app = LdmServer.Build(options);
             app.Lifetime.ApplicationStarted.Register(() =>
             {
