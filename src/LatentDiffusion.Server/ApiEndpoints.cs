@@ -43,22 +43,27 @@ public static class ApiEndpoints
                 studies = found.Where(f => f.Kind == "study").Select(f => new { id = f.Id, hasReport = File.Exists(Path.Combine(f.Path, Studies.StudyReport.FileName)) }).ToList(),
             };
         });
-        app.MapGet("/api/run", (string id) => RunView.Read(runs.Find(id, "run"), details: true, DateTime.UtcNow));
-        app.MapGet("/api/run/file", (string id, string file) =>
+        app.MapGet("/api/run", (string? id) => RunView.Read(runs.Find(Required(id, "id"), "run"), details: true, DateTime.UtcNow));
+        app.MapGet("/api/run/file", (string? id, string? file) =>
         {
-            var run = runs.Find(id, "run");
+            var run = runs.Find(Required(id, "id"), "run");
+            Required(file, "file");
             // Only the run's own sample grids, by the names the run view lists.
             if (!RunView.GridsOf(run.Path).Any(g => g.File == file))
                 throw new NotFoundException($"no sample grid '{file}' in run '{id}'.");
             return Results.File(SafePath.Resolve(run.Path, file), "image/png");
         });
-        app.MapGet("/api/study", (string id) => StudyView.Read(runs.Find(id, "study")));
-        app.MapGet("/api/study/file", (string id, string path) =>
+        app.MapGet("/api/study", (string? id) => StudyView.Read(runs.Find(Required(id, "id"), "study")));
+        app.MapGet("/api/study/file", (string? id, string? path) =>
         {
-            string full = SafePath.Resolve(runs.Find(id, "study").Path, path);
+            string full = SafePath.Resolve(runs.Find(Required(id, "id"), "study").Path, Required(path, "path"));
             return Results.File(full, full.EndsWith(".svg", StringComparison.OrdinalIgnoreCase) ? "image/svg+xml" : "image/png");
         });
     }
+
+    /// <summary>A query parameter's value; a one-line 400 when it is missing (the framework's own answer has no message).</summary>
+    static string Required(string? value, string name) =>
+        string.IsNullOrEmpty(value) ? throw new LdmException($"the query parameter '{name}' is missing; GET /api/runs lists the ids.") : value;
 
     /// <summary>The same checks as <c>ldm sample</c> (<see cref="SampleRequest.Resolve"/>), then this server's caps.</summary>
     internal static (ModelEntry model, ResolvedSample sample) Check(GenerateBody body, ModelCatalog models, ServerOptions options)

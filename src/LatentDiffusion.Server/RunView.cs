@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using LatentDiffusion.IO;
+using LatentDiffusion.Training;
 
 namespace LatentDiffusion.Server;
 
@@ -16,8 +16,7 @@ public sealed record RunGrid(long Step, string File);
 /// </summary>
 public sealed partial class RunView
 {
-    public const string MetricsFile = "metrics.jsonl";
-    const string CheckpointFile = "checkpoint.safetensors", SettingsKey = "ldm.train.settings";
+    public const string MetricsFile = DiffusionTrainer.MetricsFile;
 
     /// <summary>A run whose log has not grown for this long, and longer than a few of its own log intervals, is not running.</summary>
     static readonly TimeSpan QuietFor = TimeSpan.FromMinutes(2);
@@ -36,7 +35,7 @@ public sealed partial class RunView
     public Dictionary<string, List<double?>> Metrics { get; init; } = [];
     public List<long> Steps { get; init; } = [];
     public List<RunGrid> Grids { get; init; } = [];
-    public Dictionary<string, string> Settings { get; init; } = [];
+    public IReadOnlyDictionary<string, string> Settings { get; init; } = new Dictionary<string, string>();
 
     /// <summary>Reads the run folder <paramref name="folder"/>; with <paramref name="details"/> false only its state.</summary>
     public static RunView Read(ServedFolder folder, bool details, DateTime now)
@@ -92,7 +91,7 @@ public sealed partial class RunView
             Steps = details ? steps : [],
             Metrics = metrics,
             Grids = details ? GridsOf(folder.Path) : [],
-            Settings = details ? SettingsOf(folder.Path) : [],
+            Settings = details ? SettingsOf(folder.Path) : new Dictionary<string, string>(),
         };
     }
 
@@ -130,19 +129,10 @@ public sealed partial class RunView
         return grids.OrderBy(g => g.Step).ToList();
     }
 
-    /// <summary>The settings the run recorded in its checkpoint (name → value as text); empty without a readable checkpoint.</summary>
-    static Dictionary<string, string> SettingsOf(string runDir)
+    /// <summary>The settings the run recorded in its checkpoint; empty without a readable checkpoint (one being written, or damaged).</summary>
+    static IReadOnlyDictionary<string, string> SettingsOf(string runDir)
     {
-        string path = Path.Combine(runDir, CheckpointFile);
-        if (!File.Exists(path)) return [];
-        try
-        {
-            using var file = SafetensorsFile.Open(path);
-            if (!file.Metadata.TryGetValue(SettingsKey, out var json)) return [];
-            var values = JsonSerializer.Deserialize<Dictionary<string, string>>(json) ?? [];
-            // Values are JSON text: show strings without their quotes.
-            return values.ToDictionary(kv => kv.Key, kv => kv.Value.StartsWith('"') ? JsonSerializer.Deserialize<string>(kv.Value) ?? "" : kv.Value);
-        }
-        catch (Exception e) when (e is LdmException or JsonException or IOException) { return []; }
+        try { return RunSettingsFile.Read(runDir); }
+        catch (Exception e) when (e is LdmException or IOException) { return new Dictionary<string, string>(); }
     }
 }

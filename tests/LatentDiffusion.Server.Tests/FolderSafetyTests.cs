@@ -64,6 +64,9 @@ public class FolderSafetyTests : IDisposable
             "/api/study?id=0/study-a/outside",
         })
             Assert.True(await Status(url) == HttpStatusCode.NotFound, url);
+        using var missing = await client.GetAsync("/api/run");
+        Assert.Equal(HttpStatusCode.BadRequest, missing.StatusCode);
+        Assert.Contains("'id' is missing", (await missing.Content.ReadFromJsonAsync<JsonElement>()).Error());
     }
 
     [Fact]
