@@ -46,7 +46,7 @@ public static class ServeCommand
             app.Lifetime.ApplicationStarted.Register(() =>
             {
                 var urls = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
-                Console.WriteLine($"ldm serve: {string.Join(", ", urls)}  (models: {string.Join(", ", options.ModelFolders)}; runs: {string.Join(", ", options.RunFolders)}); Ctrl+C stops.");
+                Console.WriteLine($"ldm serve: {string.Join(", ", urls)}  (models: {List(options.ModelFolders)}; runs: {List(options.RunFolders)}); Ctrl+C stops.");
             });
             try { app.Run(); }
             catch (IOException e) when (e.InnerException is System.Net.Sockets.SocketException || e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
@@ -57,6 +57,8 @@ public static class ServeCommand
         });
         return command;
     }
+
+    static string List(IReadOnlyList<string> folders) => folders.Count == 0 ? "none" : string.Join(", ", folders);
 
     /// <summary>The folders given, or the default one when none was given and it exists.</summary>
     static IReadOnlyList<string> Folders(string[]? given, string fallback) =>
