@@ -2,7 +2,8 @@
 # Installs what ldm needs on a fresh Debian/Ubuntu machine and builds it. Quick when nothing is missing.
 #   1. libstdc++ with GLIBCXX_3.4.32 (TorchSharp's native library is built with GCC 13+)
 #   2. MPICH (mpiexec.mpich, libmpich.so.12) for multi-process runs (docs/distributed.md) and the two-rank tests
-#   3. NuGet restore and Release build of the solution
+#   3. Chromium and chromium-driver (Debian) for the browser tests of ldm serve
+#   4. NuGet restore and Release build of the solution
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -57,6 +58,11 @@ if ! have_mpich; then
     # Optional for single-process use: say what is missing and go on.
     echo "setup: note: MPICH is not installed (multi-process runs and the two-rank tests need it); run this script as root, or apt-get install mpich." >&2
   fi
+fi
+
+# Chromium and chromium-driver from Debian: the real-browser tests of ldm serve drive them (nothing downloads a browser).
+if ! "$here/scripts/install-chromium.sh"; then
+  echo "setup: note: without chromium and chromium-driver the browser tests of ldm serve fail; run this script as root." >&2
 fi
 
 command -v dotnet >/dev/null || { echo "setup: the .NET 10 SDK is missing; install it (dotnet-sdk-10.0) and run again." >&2; exit 1; }

@@ -16,8 +16,8 @@ if [ -f artifacts/fixtures-report.txt ]; then
   grep -E '^(FROM|FAIL|SKIP)' artifacts/fixtures-report.txt || true
   tail -n 1 artifacts/fixtures-report.txt
 fi
-# One closing line in the plain form: "N passed, N failed, N skipped".
-count() { grep -E "^\s+$1:\s+[0-9]+" "$log" | tail -n 1 | grep -oE '[0-9]+' || echo 0; }
+# One closing line in the plain form: "N passed, N failed, N skipped", summed over the test projects (each prints its own counts).
+count() { grep -E "^\s+$1:\s+[0-9]+" "$log" | grep -oE '[0-9]+' | awk '{ n += $1 } END { print n + 0 }'; }
 if grep -qE '^Total tests:' "$log"; then
   echo "tests: $(count Passed) passed, $(count Failed) failed, $(count Skipped) skipped"
 fi

@@ -24,6 +24,7 @@ public static class LdmApp
             CheckShapesCommand.Create(),
             ExportCommand.Create(),
             StudyCommand.Create(),
+            ServeCommand.Create(),
         })
             root.Subcommands.Add(command);
         return root;

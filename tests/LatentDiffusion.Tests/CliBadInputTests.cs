@@ -568,4 +568,17 @@ public sealed class CliBadInputTests : IDisposable
         Assert.DoesNotContain("--warmup ", help);
         Assert.DoesNotContain("--classes ", help);
     }
+
+    // ldm serve: bad options are one-line errors before anything listens.
+    [Fact]
+    public void Serve_MissingModelsFolder() => Fails("is not a folder", "serve", "--models", Path.Combine(_dir, "nope"));
+
+    [Fact]
+    public void Serve_HostNotAnAddress() => Fails("--host", "serve", "--models", _dir, "--host", "example.invalid");
+
+    [Fact]
+    public void Serve_PortOutOfRange() => Fails("--port", "serve", "--models", _dir, "--port", "70000");
+
+    [Fact]
+    public void Serve_NegativeQueue() => Fails("--queue", "serve", "--models", _dir, "--queue", "-1");
 }

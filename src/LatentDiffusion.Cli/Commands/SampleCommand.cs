@@ -41,30 +41,26 @@ public static class SampleCommand
             var device = runtime.Apply(parse);
             string modelPath = CliParsing.ExistingFile(parse.GetValue(model)!, "--model");
             var info = DenoiserCheckpoint.PeekInfo(modelPath);
-            bool text = info.Condition == ConditionKind.Text;
             var prompts = ReadPrompts(parse.GetValue(prompt), parse.GetValue(promptsFile));
-            if (text)
+            // The one validation of a sample request (the web server's too): classes or prompts, count, settings.
+            string? classText = parse.GetValue(classes);
+            var request = new SampleRequest
             {
-                if (parse.GetValue(classes) != null)
-                    throw new LdmException("this is a text-conditioned model; describe the images with --prompt \"...\" instead of --classes.");
-                if (prompts.Count == 0)
-                    throw new LdmException("this is a text-conditioned model; give at least one --prompt \"...\" (or --prompts-file).");
-            }
-            else if (prompts.Count > 0)
-                throw new LdmException("this is a class-conditional model; choose classes with --classes instead of --prompt.");
-            // Every listed id, not only those --num happens to use: a typo in --classes is an error either way.
-            var ids = text ? Enumerable.Range(0, prompts.Count).ToList() : CliParsing.ClassIds(parse.GetValue(classes), info.Backbone.NumClasses);
-            int count = parse.GetValue(num) ?? Math.Min(64, ids.Count * 4);
-            if (count < 1) throw new LdmException($"--num must be at least 1, got {count}.");
-            // Settings not given come from the model's recommended sampling (stored in its checkpoint).
-            var given = info.SamplingOrDefault.With(SamplerNames.ParseOptional(parse.GetValue(sampler)), parse.GetValue(steps), parse.GetValue(guidance));
-            var options = SamplingOptions.From(given) with
-            {
+                ClassIds = classText is null ? null : CliParsing.ClassIds(classText, info.Backbone.NumClasses),
+                Prompts = prompts.Count > 0 ? prompts : null,
+                Count = parse.GetValue(num),
+                Sampler = SamplerNames.ParseOptional(parse.GetValue(sampler)),
+                Steps = parse.GetValue(steps),
+                GuidanceScale = parse.GetValue(guidance),
                 Eta = parse.GetValue(eta),
                 Seed = parse.GetValue(seed),
                 BatchSize = parse.GetValue(batch),
             };
-            options.Validate();
+            var resolved = request.Resolve(info);
+            bool text = resolved.Prompts is not null;
+            var options = resolved.Options;
+            int count = resolved.Count;
+            var labels = resolved.Labels?.ToList() ?? [];
             // Checked with the other options, not when the grid is drawn after minutes of sampling.
             if (parse.GetValue(columns) is int c && c < 1) throw new LdmException($"--columns must be at least 1, got {c}; leave it out for one row per class.");
             string? aePath = parse.GetValue(autoencoder);
@@ -78,7 +74,6 @@ public static class SampleCommand
             using var pipe = DiffusionPipeline.Load(modelPath, device, computeDtype, aePath, decode);
             // Before the labels are listed or anything is sampled: --num 2147483647 is refused here, not by running out of memory.
             pipe.CheckFitsInMemory(count);
-            var labels = Enumerable.Range(0, count).Select(i => ids[i % ids.Count]).OrderBy(c => ids.IndexOf(c)).ToList();
             Console.WriteLine(DtypeNames.Chosen(computeDtype, pipe.Dtype, device));
             string outDir = CliParsing.OutputFolder(parse.GetValue(output)!, "--out");
             // Under mpiexec each rank generates its share of whole batches (the images of a single process) and rank 0
@@ -93,25 +88,18 @@ public static class SampleCommand
                 Action<GenerationProgress> onProgress = p =>
                     report(p.ImagesDone / options.BatchSize * p.StepsPerBatch + p.Step, $"({SamplerNames.Of(options.Sampler)}, {options.Steps} steps, guidance {options.GuidanceScale:G})");
                 if (world.Size > 1)
-                    return text ? pipe.Generate(labels.Select(i => prompts[i]).ToList(), world, options, onProgress) : pipe.Generate(labels, world, options, onProgress);
-                return text ? pipe.Generate(labels.Select(i => prompts[i]).ToList(), options, onProgress) : pipe.Generate(labels, options, onProgress);
+                    return text ? pipe.Generate(resolved.Prompts!, world, options, onProgress) : pipe.Generate(labels, world, options, onProgress);
+                return resolved.Generate(pipe, onProgress);
             });
             if (!world.IsMain) return 0;
             double seconds = clock.Elapsed.TotalSeconds;
-            int gridColumns = parse.GetValue(columns) ?? DefaultColumns(labels);
+            int gridColumns = parse.GetValue(columns) ?? resolved.GridColumns;
             string written = WriteOutputs(samples, outDir, gridColumns);
             string decoded = pipe.Autoencoder != null ? ", decoded by the autoencoder" : "";
             Console.WriteLine($"{count} samples in {seconds:F1} s ({count / seconds:F2} images/s{decoded}; {SamplerNames.Of(options.Sampler)}, {options.Steps} steps, guidance {options.GuidanceScale:G}); wrote {written}");
             return 0;
         });
         return command;
-    }
-
-    static int DefaultColumns(List<int> labels)
-    {
-        int distinct = labels.Distinct().Count();
-        int perClass = labels.Count / Math.Max(1, distinct);
-        return distinct > 1 && perClass * distinct == labels.Count && perClass <= 16 ? perClass : (int)Math.Ceiling(Math.Sqrt(labels.Count));
     }
 
     /// <summary>PNGs and a grid for images in [-1, 1] (text models: prompts.txt too); a latents file for undecoded latent samples. Returns what was written.</summary>

@@ -29,6 +29,10 @@ public static class DenoiserCheckpoint
 
     static readonly JsonSerializerOptions Json = new() { WriteIndented = false };
 
+    /// <summary>True when a checkpoint's model kind (<see cref="ModelCheckpoint.ModelKey"/>) is a denoiser this build reads
+    /// (a folder of models also holds autoencoders and classifiers).</summary>
+    public static bool IsDenoiserKind(string kind) => Backbones.ContainsKey(kind);
+
     /// <summary>Writes the weights of <paramref name="model"/> and <paramref name="info"/> atomically, optionally storing floats as <paramref name="storageDtype"/>.</summary>
     public static void Save(string path, DenoiserNetwork model, DenoiserInfo info, ScalarType? storageDtype = null,
         IReadOnlyDictionary<string, string>? extra = null) =>

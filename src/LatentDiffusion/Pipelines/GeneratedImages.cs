@@ -98,6 +98,26 @@ public sealed class GeneratedImages : IDisposable
         return path;
     }
 
+    /// <summary>Image <paramref name="index"/> encoded as PNG in memory, with <paramref name="text"/> as its text chunks (<see cref="PngText"/>).</summary>
+    public byte[] Png(int index, IEnumerable<KeyValuePair<string, string>>? text = null)
+    {
+        RequireImages();
+        if (index < 0 || index >= Count) throw new LdmException($"image {index} is outside these {Count} images.");
+        using var image = Images[index];
+        return WithText(ImageFile.Encode(ImagePixels.FromTensor(image), SkiaSharp.SKEncodedImageFormat.Png), text);
+    }
+
+    /// <summary>The images as one PNG grid in memory (as <see cref="SaveGrid"/> writes it), with <paramref name="text"/> as its text chunks.</summary>
+    public byte[] GridPng(int? columns = null, IEnumerable<KeyValuePair<string, string>>? text = null)
+    {
+        RequireImages();
+        if (columns is < 1) throw new LdmOptionException(nameof(GeneratedImages), "columns", columns, "be at least 1");
+        using var grid = ImageGrid.Make(Images, columns ?? (int)Math.Ceiling(Math.Sqrt(Count)));
+        return WithText(ImageFile.Encode(ImagePixels.FromTensor(grid), SkiaSharp.SKEncodedImageFormat.Png), text);
+    }
+
+    static byte[] WithText(byte[] png, IEnumerable<KeyValuePair<string, string>>? text) => text is null ? png : PngText.Add(png, text);
+
     void RequireImages()
     {
         if (IsLatent)

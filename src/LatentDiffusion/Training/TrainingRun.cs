@@ -163,6 +163,8 @@ internal sealed class TrainingRun : IDisposable
         foreach (var (name, sum) in _sums) entry[name] = sum / _summed;
         entry["lr"] = LearningRate;
         entry["steps_per_sec"] = Math.Round(StepsPerSecond, 4);
+        // The step budget lets a reader of the log alone (ldm serve's runs page) tell progress, time left and the end.
+        entry["total_steps"] = Schedule.Steps;
         // Resident memory shows whether a long run's memory stays flat (docs/performance.md measures it).
         long rss = Diagnostics.ProcessMemory.ResidentBytes();
         if (rss >= 0) entry["rss_mib"] = Math.Round(rss / 1048576.0, 1);
