@@ -24,6 +24,9 @@ internal sealed class TrainingRun : IDisposable
 {
     public const string CheckpointFile = "checkpoint.safetensors", MetricsFile = "metrics.jsonl";
     public const string StepKey = "ldm.train.step", KindKey = "ldm.train.kind", SettingsKey = "ldm.train.settings";
+    /// <summary>The metrics of the log interval in progress at the checkpoint (<see cref="LogInterval"/>), so the first
+    /// entry after a resume averages the same steps as in an uninterrupted run.</summary>
+    public const string LogIntervalKey = "ldm.train.log_interval";
     /// <summary>The kind assumed for checkpoints written before the kind was recorded (only the diffusion trainer wrote them).</summary>
     const string UnrecordedKind = "diffusion-transformer";
 
@@ -32,9 +35,10 @@ internal sealed class TrainingRun : IDisposable
     readonly string _divergenceAdvice;
     readonly MetricsLog _log;
     readonly Stopwatch _clock = new();
-    readonly Dictionary<string, double> _sums = new(StringComparer.Ordinal);
+    /// <summary>Sums of the values of the steps since the last regular log entry (the entry written at the end of a
+    /// run is not a boundary: a larger step budget continues the interval, as an uninterrupted run would).</summary>
+    LogInterval _interval = new();
     long _stepsTimed, _lastCheckpoint;
-    int _summed;
 
     /// <summary>The run folder, or null for a run in memory.</summary>
     public string? RunDir { get; }
@@ -69,7 +73,9 @@ internal sealed class TrainingRun : IDisposable
             ResumedFromStep = TryResume(runDir);
             Step = _lastCheckpoint = ResumedFromStep ?? 0;
         }
-        _log = new MetricsLog(runDir is null ? null : Path.Combine(runDir, MetricsFile), Step);
+        // The log keeps the entries up to the start of the interval the checkpoint carries on: later ones (written
+        // after the checkpoint, or the entry a finished run wrote at its end) are written again as the run goes on.
+        _log = new MetricsLog(runDir is null ? null : Path.Combine(runDir, MetricsFile), Step - _interval.Steps);
     }
 
     long? TryResume(string runDir)
@@ -85,9 +91,12 @@ internal sealed class TrainingRun : IDisposable
         // Checkpoints written before the settings were recorded resume unchecked.
         if (file.Metadata.TryGetValue(SettingsKey, out var saved))
             _trainee.Settings.CheckResumable(RunSettings.FromJson(saved), runDir);
+        long step = long.Parse(stepText, CultureInfo.InvariantCulture);
+        // Checkpoints written before the interval was recorded resume with an empty one (their first entry averages fewer steps).
+        if (file.Metadata.TryGetValue(LogIntervalKey, out var interval)) _interval = LogInterval.FromJson(interval, step, path);
         using var scope = torch.NewDisposeScope();
         _trainee.LoadState(file.ReadAll(), path);
-        return long.Parse(stepText, CultureInfo.InvariantCulture);
+        return step;
     }
 
     /// <summary>
@@ -147,20 +156,26 @@ internal sealed class TrainingRun : IDisposable
         Step++;
         _stepsTimed++;
         LearningRate = lr;
-        foreach (var (name, value) in values) _sums[name] = _sums.GetValueOrDefault(name) + value;
-        _summed++;
-        if (Step % Schedule.LogEvery == 0 || IsFinished)
+        _interval.Add(values);
+        bool boundary = Step % Schedule.LogEvery == 0;
+        if (boundary || IsFinished)
         {
             WriteMetrics();
             WeightChecksum.Check(_group, _trainee.Weights(), Step);
+            if (boundary) _interval = new LogInterval();
         }
         return values;
     }
 
+    /// <summary>
+    /// One log entry: the step, the means of the interval's values, the learning rate (everything so far follows from
+    /// the seed and the step, so a resumed run writes the same text), then the wall-clock fields
+    /// (<see cref="MetricsLog.WallClockFields"/>), which no two runs share.
+    /// </summary>
     void WriteMetrics()
     {
         var entry = new Dictionary<string, object> { ["step"] = Step };
-        foreach (var (name, sum) in _sums) entry[name] = sum / _summed;
+        foreach (var (name, mean) in _interval.Means()) entry[name] = mean;
         entry["lr"] = LearningRate;
         entry["steps_per_sec"] = Math.Round(StepsPerSecond, 4);
         // Resident memory shows whether a long run's memory stays flat (docs/performance.md measures it).
@@ -168,8 +183,6 @@ internal sealed class TrainingRun : IDisposable
         if (rss >= 0) entry["rss_mib"] = Math.Round(rss / 1048576.0, 1);
         entry["time"] = DateTime.UtcNow.ToString("O");
         _log.Write(entry);
-        _sums.Clear();
-        _summed = 0;
     }
 
     /// <summary>
@@ -192,6 +205,7 @@ internal sealed class TrainingRun : IDisposable
                     [KindKey] = _trainee.Kind,
                     [StepKey] = Step.ToString(CultureInfo.InvariantCulture),
                     [SettingsKey] = _trainee.Settings.ToJson(),
+                    [LogIntervalKey] = _interval.ToJson(),
                 };
                 SafetensorsWriter.Write(Path.Combine(RunDir, CheckpointFile), _trainee.StateTensors(), meta);
             }
