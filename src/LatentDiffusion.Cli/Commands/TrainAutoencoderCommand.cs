@@ -29,10 +29,11 @@ public static class TrainAutoencoderCommand
         var seed = CommonOptions.Seed("initial weights, data order, generated shapes");
         var ckptEvery = new Option<int>("--checkpoint-every") { DefaultValueFactory = _ => d.CheckpointEvery };
         var sampleEvery = new Option<int>("--sample-every") { DefaultValueFactory = _ => d.SampleEvery };
+        var allowChanged = TrainCommand.AllowChangedSettingsOption();
         var runtime = CommonOptions.Runtime();
         var command = new Command("train-autoencoder", "Train a KL autoencoder (the first stage of latent diffusion) on an image data set.")
         {
-            data, count, size, config, output, steps, batch, lr, kl, discStart, discWeight, ema, flip, seed, ckptEvery, sampleEvery,
+            data, count, size, config, output, steps, batch, lr, kl, discStart, discWeight, ema, flip, seed, ckptEvery, sampleEvery, allowChanged,
         };
         foreach (var o in runtime.All) command.Options.Add(o);
         command.SetAction(p =>
@@ -50,6 +51,7 @@ public static class TrainAutoencoderCommand
                     Steps = p.GetValue(steps), BatchSize = p.GetValue(batch), LearningRate = p.GetValue(lr), KlWeight = p.GetValue(kl),
                     DiscriminatorStart = p.GetValue(discStart), DiscriminatorWeight = p.GetValue(discWeight), EmaDecay = p.GetValue(ema),
                     HorizontalFlip = p.GetValue(flip), Seed = (int)p.GetValue(seed), CheckpointEvery = p.GetValue(ckptEvery), SampleEvery = p.GetValue(sampleEvery),
+                    AllowChangedSettings = p.GetValue(allowChanged),
                 }, runDir, device);
             using (trainer)
             {
@@ -59,6 +61,7 @@ public static class TrainAutoencoderCommand
                     return 0;
                 }
                 if (trainer.ResumedFromStep is long from) Console.WriteLine($"resuming {runDir} at step {from}");
+                if (TrainCommand.ChangedSettingsNote(trainer.ChangedSettings) is { } note) Console.WriteLine(note);
                 AnsiConsole.MarkupLine($"[bold]train-autoencoder[/]: {dataset.Count:N0} images ({Markup.Escape(dataset.Source)}), f={trainer.Model.Config.DownsampleFactor}, {trainer.Model.parameters().Sum(x => x.NumberOfElements):N0} parameters, from step {trainer.Step} to {trainer.Options.Steps}, run folder {Markup.Escape(runDir)}");
                 var started = DateTime.UtcNow;
                 AutoencoderStepResult? last = null;

@@ -12,7 +12,8 @@ namespace LatentDiffusion.Training;
 /// The trainer (an <see cref="ITrainable"/>) supplies the models, the optimizer state and one step function.
 /// <para>A run folder holds <c>checkpoint.safetensors</c> (the trainer's state, the step, the run's settings; written
 /// atomically), <c>metrics.jsonl</c> and whatever model file the trainer publishes. When the folder already holds a
-/// checkpoint the run resumes from it (<see cref="ResumedFromStep"/>), provided it asks for the same settings; a run
+/// checkpoint the run resumes from it (<see cref="ResumedFromStep"/>), provided it asks for the same settings (or the
+/// trainer allows changed ones, listed in <see cref="ChangedSettings"/>); a run
 /// whose step budget is reached is <see cref="IsFinished"/> and a larger budget continues it. Without a run folder
 /// (null) nothing is written and the metrics stay in <see cref="Metrics"/>.</para>
 /// <para>In a group of several ranks (data-parallel training) only rank 0 is given the run folder: it alone reads the
@@ -47,6 +48,8 @@ internal sealed class TrainingRun : IDisposable
     public long Step { get; private set; }
     /// <summary>The step of the checkpoint this run resumed from, or null for a new run.</summary>
     public long? ResumedFromStep { get; }
+    /// <summary>The settings this resume changed (allowed by <see cref="ITrainable.AllowChangedSettings"/>); empty for a new run or an unchanged resume.</summary>
+    public IReadOnlyList<RunSettingChange> ChangedSettings { get; private set; } = [];
     /// <summary>The step budget is reached; a larger <see cref="TrainingSchedule.Steps"/> continues the run.</summary>
     public bool IsFinished => Step >= Schedule.Steps;
     /// <summary>The metrics entries logged by this object (the file may hold earlier ones).</summary>
@@ -90,7 +93,7 @@ internal sealed class TrainingRun : IDisposable
             throw new LdmException($"the run in '{runDir}' is a {kind} run, not a {_trainee.Kind} run; choose another run folder.");
         // Checkpoints written before the settings were recorded resume unchecked.
         if (file.Metadata.TryGetValue(SettingsKey, out var saved))
-            _trainee.Settings.CheckResumable(RunSettings.FromJson(saved), runDir);
+            ChangedSettings = _trainee.Settings.CheckResumable(RunSettings.FromJson(saved), runDir, _trainee.AllowChangedSettings);
         long step = long.Parse(stepText, CultureInfo.InvariantCulture);
         // Checkpoints written before the interval was recorded resume with an empty one (their first entry averages fewer steps).
         if (file.Metadata.TryGetValue(LogIntervalKey, out var interval)) _interval = LogInterval.FromJson(interval, step, path);
