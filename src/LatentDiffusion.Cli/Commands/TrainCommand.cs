@@ -69,21 +69,25 @@ public static class TrainCommand
             if (CommonOptions.ReadDeprecated(parse, numImages, "--data shapes:count={}", out int count) && spec.IsShapes && spec.Count is null)
                 spec = spec with { Count = count };
             var device = runtime.Apply(parse);
-            string runDir = CliParsing.OutputFolder(parse.GetValue(output)!, "--out");
-            string dataSpec = spec.Text;
-            // Under MPI rank 0 encodes a latent cache into the run folder first; the other ranks then read it.
-            using var set = Ranks.MainFirst(() => TrainingSet.Load(spec, parse.GetValue(autoencoder), runDir, (size, ch) =>
+            // A run that fails before it trains (unreadable data, a late option error) leaves no folder it created.
+            return RunFolderGuard.Run(parse.GetValue(output)!, () =>
             {
-                var images = DataSetLoader.Load(spec, DefaultShapesCount, options.Seed, parse.GetValue(imageSize) ?? size ?? 32, parse.GetValue(channels) ?? ch ?? 3,
-                    parse.GetValue(skipUnreadable));
-                if (images.SkippedCount > 0) Console.WriteLine($"skipped {images.SkippedCount} unreadable images in {images.Source}");
-                return images;
-            }));
-            var text = IsTextCondition(parse.GetValue(condition)!, dataSpec, set)
-                ? new TextChoice(parse.GetValue(tokenizer)!, parse.GetValue(maxTokens), parse.GetValue(captionDropout)) : null;
-            var info = BuildInfo(model, set, text);
-            Train(info, set, options, runDir, device: device, sampleSteps: gridSteps);
-            return 0;
+                string runDir = CliParsing.OutputFolder(parse.GetValue(output)!, "--out");
+                string dataSpec = spec.Text;
+                // Under MPI rank 0 encodes a latent cache into the run folder first; the other ranks then read it.
+                using var set = Ranks.MainFirst(() => TrainingSet.Load(spec, parse.GetValue(autoencoder), runDir, (size, ch) =>
+                {
+                    var images = DataSetLoader.Load(spec, DefaultShapesCount, options.Seed, parse.GetValue(imageSize) ?? size ?? 32, parse.GetValue(channels) ?? ch ?? 3,
+                        parse.GetValue(skipUnreadable));
+                    if (images.SkippedCount > 0) Console.WriteLine($"skipped {images.SkippedCount} unreadable images in {images.Source}");
+                    return images;
+                }));
+                var text = IsTextCondition(parse.GetValue(condition)!, dataSpec, set)
+                    ? new TextChoice(parse.GetValue(tokenizer)!, parse.GetValue(maxTokens), parse.GetValue(captionDropout)) : null;
+                var info = BuildInfo(model, set, text);
+                Train(info, set, options, runDir, device: device, sampleSteps: gridSteps);
+                return 0;
+            });
         });
         return command;
     }

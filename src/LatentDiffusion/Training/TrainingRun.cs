@@ -70,15 +70,24 @@ internal sealed class TrainingRun : IDisposable
         Schedule = schedule;
         RunDir = runDir;
         _divergenceAdvice = divergenceAdvice;
-        if (runDir != null)
+        var folder = runDir is null ? null : RunFolder.Claim(runDir);
+        try
         {
-            Directory.CreateDirectory(runDir);
-            ResumedFromStep = TryResume(runDir);
-            Step = _lastCheckpoint = ResumedFromStep ?? 0;
+            if (runDir != null)
+            {
+                Directory.CreateDirectory(runDir);
+                ResumedFromStep = TryResume(runDir);
+                Step = _lastCheckpoint = ResumedFromStep ?? 0;
+            }
+            // The log keeps the entries up to the start of the interval the checkpoint carries on: later ones (written
+            // after the checkpoint, or the entry a finished run wrote at its end) are written again as the run goes on.
+            _log = new MetricsLog(runDir is null ? null : Path.Combine(runDir, MetricsFile), Step - _interval.Steps);
         }
-        // The log keeps the entries up to the start of the interval the checkpoint carries on: later ones (written
-        // after the checkpoint, or the entry a finished run wrote at its end) are written again as the run goes on.
-        _log = new MetricsLog(runDir is null ? null : Path.Combine(runDir, MetricsFile), Step - _interval.Steps);
+        catch
+        {
+            folder?.RemoveIfUnused();
+            throw;
+        }
     }
 
     long? TryResume(string runDir)
