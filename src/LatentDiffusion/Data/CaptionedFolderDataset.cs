@@ -25,6 +25,9 @@ public static class CaptionedFolderDataset
     /// <param name="Line">The 1-based line number, for messages.</param>
     public sealed record Entry(string FileName, string? Text, JsonNode? Label, int Line);
 
+    /// <summary>How a metadata line is parsed: a key given twice is an error, not a value silently picked.</summary>
+    static readonly JsonDocumentOptions StrictJson = new() { AllowDuplicateProperties = false };
+
     /// <summary>Reads and checks <c>metadata.jsonl</c> of <paramref name="folder"/>.</summary>
     public static List<Entry> ReadMetadata(string folder)
     {
@@ -41,7 +44,9 @@ public static class CaptionedFolderDataset
             JsonObject obj;
             try
             {
-                obj = JsonNode.Parse(line) as JsonObject
+                // A key given twice is refused here (JSON nodes read keys only when first used, and would then throw an
+                // ArgumentException from the lookups below).
+                obj = JsonNode.Parse(line, documentOptions: StrictJson) as JsonObject
                     ?? throw new LdmException($"{path}:{lineNo} is not a JSON object; write one {{\"file_name\", \"text\"}} object per line.");
             }
             catch (JsonException e)
