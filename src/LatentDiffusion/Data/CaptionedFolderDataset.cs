@@ -93,6 +93,9 @@ public static class CaptionedFolderDataset
         return new ImageDataset(images, torch.tensor(keptLabels, ScalarType.Int64, device: torch.CPU), keptCaptions, classNames, folder, skipped);
     }
 
+    /// <summary>The largest integer label taken as a class id (a million classes; ImageNet-21k has 21 841).</summary>
+    public const long MaxClassId = 999_999;
+
     static (long[] labels, IReadOnlyList<string> classNames) ResolveLabels(List<Entry> entries, string metaPath)
     {
         int withLabel = entries.Count(e => e.Label != null);
@@ -112,6 +115,10 @@ public static class CaptionedFolderDataset
                 var v = (JsonValue)entries[i].Label!;
                 if (!v.TryGetValue(out long id) || id < 0)
                     throw new LdmException($"{metaPath}:{entries[i].Line} has label {v.ToJsonString()}; integer labels must be class ids 0, 1, 2, ...");
+                // Class ids name the rows of the model's label table (and the classes get one name each), so an id of
+                // billions is a typo, not a data set.
+                if (id > MaxClassId)
+                    throw new LdmException($"{metaPath}:{entries[i].Line} has label {id}, larger than any class id can be (at most {MaxClassId}); integer labels must be class ids 0, 1, 2, ...");
                 ids[i] = id;
             }
             long max = ids.Max();
