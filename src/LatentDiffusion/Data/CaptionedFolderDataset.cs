@@ -55,6 +55,9 @@ public static class CaptionedFolderDataset
             }
             if (obj["file_name"] is not JsonValue fv || !fv.TryGetValue(out string? fileName) || string.IsNullOrEmpty(fileName))
                 throw new LdmException($"{path}:{lineNo} lacks a \"file_name\" string; every line must name its image file.");
+            // A character no path can hold (NUL on Linux) would make Path.GetFullPath throw an ArgumentException later.
+            if (fileName.IndexOfAny(Path.GetInvalidPathChars()) >= 0)
+                throw new LdmException($"{path}:{lineNo} has a \"file_name\" with a character no file path can hold; write the image's file name.");
             string? text = null;
             if (obj["text"] is JsonNode tn)
             {
