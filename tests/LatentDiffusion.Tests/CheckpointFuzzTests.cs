@@ -135,7 +135,7 @@ public sealed class CheckpointFuzzTests : IDisposable
         }
         var failures = new List<string>();
         int loaded = 0;
-        const int Cases = 2000;
+        const int Cases = 1500;
         for (int seed = 0; seed < Cases && failures.Count < 5; seed++)
         {
             var rng = new Random(seed);
