@@ -145,7 +145,7 @@ public static class DenoiserCheckpoint
         };
         long parameters = blocks > stored ? long.MaxValue : ModelCost.Of(backbone).Parameters;
         if (parameters <= 0 || parameters > stored)
-            throw new LdmException($"'{path}' has a model config for a network of {(parameters is long.MaxValue or <= 0 ? "an impossible size" : $"{parameters:N0} parameters")}, but it holds {stored:N0} numbers; the config or the weights are damaged: re-create the checkpoint.");
+            throw new LdmException($"the weights in '{path}' do not fit its model config: the config describes a network of {(parameters is long.MaxValue or <= 0 ? "an impossible size" : $"{parameters:N0} parameters")}, but the file holds {stored:N0} numbers; check that the checkpoint and its config belong together, or re-create it.");
     }
 
     /// <summary>Rewrites only the description of a checkpoint (e.g. its recommended sampling settings), keeping every tensor.</summary>
