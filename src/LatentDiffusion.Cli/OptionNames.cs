@@ -39,8 +39,20 @@ public static class OptionNames
         Exceptions.TryGetValue($"{owner}.{property}", out var flag) ? flag : "--" + Kebab(property);
 
     /// <summary>The message of a user error as the tool prints it.</summary>
-    public static string MessageOf(LdmException e) =>
-        e is LdmOptionException o ? o.MessageFor(FlagOf(o.Owner, o.Property)) : e.Message;
+    public static string MessageOf(LdmException e) => e switch
+    {
+        LdmOptionException o => o.MessageFor(FlagOf(o.Owner, o.Property)),
+        Training.RunSettingsChangedException c => c.MessageWith(NameOf, $"add {AllowChangedSettings} to go on with the new ones", "choose a new --out folder"),
+        _ => e.Message,
+    };
+
+    /// <summary>The flag that lets a resume go on with changed settings (`ldm train`, `ldm train-autoencoder`).</summary>
+    public const string AllowChangedSettings = "--allow-changed-settings";
+
+    /// <summary>A changed run setting in the tool's words: the flag of an options setting, <c>--data count</c> for the
+    /// data size, the config key (<c>hidden_size</c>) for the model, whose flags may come from a preset or a config file.</summary>
+    public static string NameOf(Training.RunSettingChange change) =>
+        change.Owner is { } owner ? FlagOf(owner, change.Name) : change.Name == Training.RunSettingChange.DataCount ? "--data count" : change.Name;
 
     static string Kebab(string name)
     {

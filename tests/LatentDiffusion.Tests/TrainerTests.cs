@@ -252,11 +252,11 @@ public sealed class TrainerTests(ITestOutputHelper output) : IDisposable
         string run = NewRunDir();
         Train(run, Options(1));
         var deeper = TinyModels.Info(TinyModels.Config(size: 32) with { Depth = 3, HiddenSize = 64 });
-        var e = Assert.Throws<LdmException>(() => new DiffusionTrainer(deeper, new PixelTrainingData(Shapes.Value), Options(2), run));
+        var e = Assert.Throws<RunSettingsChangedException>(() => new DiffusionTrainer(deeper, new PixelTrainingData(Shapes.Value), Options(2), run));
         output.WriteLine(e.Message);
-        Assert.Contains("was started with hidden_size 32, depth 2; this run asks for hidden_size 64, depth 3", e.Message);
-        e = Assert.Throws<LdmException>(() => new DiffusionTrainer(Info(), new PixelTrainingData(Shapes.Value), Options(2, lr: 2e-3), run));
-        Assert.Contains("LearningRate 0.001; this run asks for LearningRate 0.002", e.Message);
+        Assert.Contains("was started with other settings: hidden_size 32 → 64, depth 2 → 3;", e.Message);
+        e = Assert.Throws<RunSettingsChangedException>(() => new DiffusionTrainer(Info(), new PixelTrainingData(Shapes.Value), Options(2, lr: 2e-3), run));
+        Assert.Contains("LearningRate 0.001 → 0.002", e.Message);
         // The step budget and the intervals are not settings of the curve.
         using var trainer = new DiffusionTrainer(Info(), new PixelTrainingData(Shapes.Value), Options(5) with { LogEvery = 2, CheckpointEvery = 7 }, run);
         Assert.Equal(1L, trainer.ResumedFromStep);

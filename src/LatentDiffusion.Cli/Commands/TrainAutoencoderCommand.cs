@@ -29,10 +29,11 @@ public static class TrainAutoencoderCommand
         var seed = CommonOptions.Seed("initial weights, data order, generated shapes");
         var ckptEvery = new Option<int>("--checkpoint-every") { DefaultValueFactory = _ => d.CheckpointEvery };
         var sampleEvery = new Option<int>("--sample-every") { DefaultValueFactory = _ => d.SampleEvery };
+        var allowChanged = TrainCommand.AllowChangedSettingsOption();
         var runtime = CommonOptions.Runtime();
         var command = new Command("train-autoencoder", "Train a KL autoencoder (the first stage of latent diffusion) on an image data set.")
         {
-            data, count, size, config, output, steps, batch, lr, kl, discStart, discWeight, ema, flip, seed, ckptEvery, sampleEvery,
+            data, count, size, config, output, steps, batch, lr, kl, discStart, discWeight, ema, flip, seed, ckptEvery, sampleEvery, allowChanged,
         };
         foreach (var o in runtime.All) command.Options.Add(o);
         command.SetAction(p =>
@@ -43,46 +44,52 @@ public static class TrainAutoencoderCommand
                 spec = spec with { Count = n };
             var device = runtime.Apply(p);
             string runDir = CliParsing.OutputFolder(p.GetValue(output)!, "--out");
-            var aeConfig = AutoencoderConfig.FromPresetOrFile(p.GetValue(config)!);
-            using var dataset = DataSetLoader.Load(spec, 10_000, p.GetValue(seed), p.GetValue(size), aeConfig.InChannels);
-            var trainer = new AutoencoderTrainer(aeConfig, dataset, new AutoencoderTrainingOptions
-                {
-                    Steps = p.GetValue(steps), BatchSize = p.GetValue(batch), LearningRate = p.GetValue(lr), KlWeight = p.GetValue(kl),
-                    DiscriminatorStart = p.GetValue(discStart), DiscriminatorWeight = p.GetValue(discWeight), EmaDecay = p.GetValue(ema),
-                    HorizontalFlip = p.GetValue(flip), Seed = (int)p.GetValue(seed), CheckpointEvery = p.GetValue(ckptEvery), SampleEvery = p.GetValue(sampleEvery),
-                }, runDir, device);
-            using (trainer)
+            // A run that fails before it trains (unreadable data, a late option error) leaves no folder it created.
+            return RunFolderGuard.Run(runDir, () =>
             {
-                if (trainer.IsFinished)
-                {
-                    Console.WriteLine($"{runDir} is already finished at step {trainer.Step}; pass a larger --steps to continue it");
-                    return 0;
-                }
-                if (trainer.ResumedFromStep is long from) Console.WriteLine($"resuming {runDir} at step {from}");
-                AnsiConsole.MarkupLine($"[bold]train-autoencoder[/]: {dataset.Count:N0} images ({Markup.Escape(dataset.Source)}), f={trainer.Model.Config.DownsampleFactor}, {trainer.Model.parameters().Sum(x => x.NumberOfElements):N0} parameters, from step {trainer.Step} to {trainer.Options.Steps}, run folder {Markup.Escape(runDir)}");
-                var started = DateTime.UtcNow;
-                AutoencoderStepResult? last = null;
-                AnsiConsole.Progress()
-                    .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
-                    .Start(ctx =>
+                var aeConfig = AutoencoderConfig.FromPresetOrFile(p.GetValue(config)!);
+                using var dataset = DataSetLoader.Load(spec, 10_000, p.GetValue(seed), p.GetValue(size), aeConfig.InChannels);
+                var trainer = new AutoencoderTrainer(aeConfig, dataset, new AutoencoderTrainingOptions
                     {
-                        var task = ctx.AddTask("training", maxValue: trainer.Options.Steps);
-                        task.Value = trainer.Step;
-                        try
+                        Steps = p.GetValue(steps), BatchSize = p.GetValue(batch), LearningRate = p.GetValue(lr), KlWeight = p.GetValue(kl),
+                        DiscriminatorStart = p.GetValue(discStart), DiscriminatorWeight = p.GetValue(discWeight), EmaDecay = p.GetValue(ema),
+                        HorizontalFlip = p.GetValue(flip), Seed = (int)p.GetValue(seed), CheckpointEvery = p.GetValue(ckptEvery), SampleEvery = p.GetValue(sampleEvery),
+                        AllowChangedSettings = p.GetValue(allowChanged),
+                    }, runDir, device);
+                using (trainer)
+                {
+                    if (trainer.IsFinished)
+                    {
+                        Console.WriteLine($"{runDir} is already finished at step {trainer.Step}; pass a larger --steps to continue it");
+                        return 0;
+                    }
+                    if (trainer.ResumedFromStep is long from) Console.WriteLine($"resuming {runDir} at step {from}");
+                    if (TrainCommand.ChangedSettingsNote(trainer.ChangedSettings) is { } note) Console.WriteLine(note);
+                    AnsiConsole.MarkupLine($"[bold]train-autoencoder[/]: {dataset.Count:N0} images ({Markup.Escape(dataset.Source)}), f={trainer.Model.Config.DownsampleFactor}, {trainer.Model.parameters().Sum(x => x.NumberOfElements):N0} parameters, from step {trainer.Step} to {trainer.Options.Steps}, run folder {Markup.Escape(runDir)}");
+                    var started = DateTime.UtcNow;
+                    AutoencoderStepResult? last = null;
+                    AnsiConsole.Progress()
+                        .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+                        .Start(ctx =>
                         {
-                            last = trainer.Run(r =>
+                            var task = ctx.AddTask("training", maxValue: trainer.Options.Steps);
+                            task.Value = trainer.Step;
+                            try
                             {
-                                task.Value = r.Step;
-                                task.Description = $"step {r.Step} L1 {r.L1:F4} KL {r.Kl:F1}" + (r.DiscriminatorLoss > 0 ? $" D {r.DiscriminatorLoss:F3}" : "");
-                            });
-                        }
-                        catch (TrainingDivergedException e) { throw new LdmException(e.WithAdvice("Lower --lr."), e); }
-                    });
-                var (l1, psnr) = AutoencoderEvaluation.Reconstruction(trainer.Ema, dataset, 512);
-                AnsiConsole.MarkupLine($"done in {(DateTime.UtcNow - started).TotalMinutes:F1} min: EMA reconstruction on the first {Math.Min(512, dataset.Count)} images: L1 {l1:F4}, PSNR {psnr:F2} dB (pixels in [[0, 1]]); latent scale {trainer.Ema.LatentScale:G6}");
-                AnsiConsole.MarkupLine($"model: {Markup.Escape(Path.Combine(runDir, AutoencoderTrainer.ModelFile))}");
-            }
-            return 0;
+                                last = trainer.Run(r =>
+                                {
+                                    task.Value = r.Step;
+                                    task.Description = $"step {r.Step} L1 {r.L1:F4} KL {r.Kl:F1}" + (r.DiscriminatorLoss > 0 ? $" D {r.DiscriminatorLoss:F3}" : "");
+                                });
+                            }
+                            catch (TrainingDivergedException e) { throw new LdmException(e.WithAdvice("Lower --lr."), e); }
+                        });
+                    var (l1, psnr) = AutoencoderEvaluation.Reconstruction(trainer.Ema, dataset, 512);
+                    AnsiConsole.MarkupLine($"done in {(DateTime.UtcNow - started).TotalMinutes:F1} min: EMA reconstruction on the first {Math.Min(512, dataset.Count)} images: L1 {l1:F4}, PSNR {psnr:F2} dB (pixels in [[0, 1]]); latent scale {trainer.Ema.LatentScale:G6}");
+                    AnsiConsole.MarkupLine($"model: {Markup.Escape(Path.Combine(runDir, AutoencoderTrainer.ModelFile))}");
+                }
+                return 0;
+            });
         });
         return command;
     }

@@ -69,21 +69,25 @@ public static class TrainCommand
             if (CommonOptions.ReadDeprecated(parse, numImages, "--data shapes:count={}", out int count) && spec.IsShapes && spec.Count is null)
                 spec = spec with { Count = count };
             var device = runtime.Apply(parse);
-            string runDir = CliParsing.OutputFolder(parse.GetValue(output)!, "--out");
-            string dataSpec = spec.Text;
-            // Under MPI rank 0 encodes a latent cache into the run folder first; the other ranks then read it.
-            using var set = Ranks.MainFirst(() => TrainingSet.Load(spec, parse.GetValue(autoencoder), runDir, (size, ch) =>
+            // A run that fails before it trains (unreadable data, a late option error) leaves no folder it created.
+            return RunFolderGuard.Run(parse.GetValue(output)!, () =>
             {
-                var images = DataSetLoader.Load(spec, DefaultShapesCount, options.Seed, parse.GetValue(imageSize) ?? size ?? 32, parse.GetValue(channels) ?? ch ?? 3,
-                    parse.GetValue(skipUnreadable));
-                if (images.SkippedCount > 0) Console.WriteLine($"skipped {images.SkippedCount} unreadable images in {images.Source}");
-                return images;
-            }));
-            var text = IsTextCondition(parse.GetValue(condition)!, dataSpec, set)
-                ? new TextChoice(parse.GetValue(tokenizer)!, parse.GetValue(maxTokens), parse.GetValue(captionDropout)) : null;
-            var info = BuildInfo(model, set, text);
-            Train(info, set, options, runDir, device: device, sampleSteps: gridSteps);
-            return 0;
+                string runDir = CliParsing.OutputFolder(parse.GetValue(output)!, "--out");
+                string dataSpec = spec.Text;
+                // Under MPI rank 0 encodes a latent cache into the run folder first; the other ranks then read it.
+                using var set = Ranks.MainFirst(() => TrainingSet.Load(spec, parse.GetValue(autoencoder), runDir, (size, ch) =>
+                {
+                    var images = DataSetLoader.Load(spec, DefaultShapesCount, options.Seed, parse.GetValue(imageSize) ?? size ?? 32, parse.GetValue(channels) ?? ch ?? 3,
+                        parse.GetValue(skipUnreadable));
+                    if (images.SkippedCount > 0) Console.WriteLine($"skipped {images.SkippedCount} unreadable images in {images.Source}");
+                    return images;
+                }));
+                var text = IsTextCondition(parse.GetValue(condition)!, dataSpec, set)
+                    ? new TextChoice(parse.GetValue(tokenizer)!, parse.GetValue(maxTokens), parse.GetValue(captionDropout)) : null;
+                var info = BuildInfo(model, set, text);
+                Train(info, set, options, runDir, device: device, sampleSteps: gridSteps);
+                return 0;
+            });
         });
         return command;
     }
@@ -232,6 +236,7 @@ public static class TrainCommand
         Console.WriteLine($"model: {Describe(cfg)} on {info.Space.ToString().ToLowerInvariant()} {cfg.InputSize}x{cfg.InputSize}x{cfg.InChannels} ({parameters / 1e6:F2}M parameters; {ModelCost.FormatFlops(cost.ForwardFlops)} forward per image, {ModelCost.FormatFlops(cost.TrainingFlopsPerImage * options.BatchSize)} per training step of {options.BatchSize}), predicts {prediction}{(cfg.LearnSigma ? " and sigma" : "")} on {ScheduleText(info.Diffusion)}; data: {dataset.Count} {(dataset.IsLatent ? "latents" : "images")}, {conditioning} from {dataset.Source}");
         Console.WriteLine(DtypeNames.Chosen(options.Dtype, trainer.ComputeDtype, trainer.Device));
         if (trainer.ResumedFromStep is long from) Console.WriteLine($"resuming {runDir} at step {from}");
+        if (ChangedSettingsNote(trainer.ChangedSettings) is { } note) Console.WriteLine(note);
         if (world.Size > 1) Console.WriteLine($"data parallel: {world.Size} ranks, {options.BatchSize / world.Size} examples each per step of {options.BatchSize}, {torch.get_num_threads()} libtorch threads on rank 0");
         var sampling = new SamplingOptions { Steps = sampleSteps, GuidanceScale = cfg.HasUnconditionalInput ? 4.0 : 1.0, Seed = options.Seed, BatchSize = 64 };
         string? lastGrid = null;
@@ -373,14 +378,26 @@ public static class TrainCommand
         var logEvery = new Option<int>("--log-every") { Description = "Metrics log interval (steps).", DefaultValueFactory = _ => 10 };
         var ckptEvery = new Option<int>("--checkpoint-every") { Description = "Checkpoint interval (steps).", DefaultValueFactory = _ => 1000 };
         var sampleEvery = new Option<int>("--sample-every") { Description = "Sample-grid interval (steps; 0 = at the end only).", DefaultValueFactory = _ => 0 };
-        return ([steps, batch, lr, wd, warmup, clip, ema, seed, dtype, bf16, flip, logEvery, ckptEvery, sampleEvery], p => new DiffusionTrainingOptions
+        var allowChanged = AllowChangedSettingsOption();
+        return ([steps, batch, lr, wd, warmup, clip, ema, seed, dtype, bf16, flip, logEvery, ckptEvery, sampleEvery, allowChanged], p => new DiffusionTrainingOptions
         {
             Steps = p.GetValue(steps), BatchSize = p.GetValue(batch), LearningRate = p.GetValue(lr), WeightDecay = p.GetValue(wd),
             WarmupSteps = p.GetValue(warmup), GradClip = p.GetValue(clip), EmaDecay = p.GetValue(ema), Seed = p.GetValue(seed),
             Dtype = CommonOptions.ReadDeprecated(p, bf16, "--dtype bf16", out bool old) && old
                 ? LatentDiffusion.ComputeDtype.BFloat16 : DtypeNames.ParseCompute(p.GetValue(dtype), ScalarType.Float32, ScalarType.BFloat16),
             HorizontalFlip = p.GetValue(flip), LogEvery = p.GetValue(logEvery),
-            CheckpointEvery = p.GetValue(ckptEvery), SampleEvery = p.GetValue(sampleEvery),
+            CheckpointEvery = p.GetValue(ckptEvery), SampleEvery = p.GetValue(sampleEvery), AllowChangedSettings = p.GetValue(allowChanged),
         });
     }
+
+    /// <summary>--allow-changed-settings of `ldm train` and `ldm train-autoencoder`.</summary>
+    internal static Option<bool> AllowChangedSettingsOption() => new(OptionNames.AllowChangedSettings)
+    {
+        Description = "Resume a run with settings other than it was started with (learning rate, batch size, model, data size, ...); the changes are printed. "
+            + "Without it such a resume is refused. Not needed for a larger --steps, the intervals, --dtype or --sample-steps.",
+    };
+
+    /// <summary>The line that says a resume goes on with changed settings, or null when none changed.</summary>
+    internal static string? ChangedSettingsNote(IReadOnlyList<RunSettingChange> changes) => changes.Count == 0 ? null
+        : $"note: {OptionNames.AllowChangedSettings}: the run goes on with changed settings: {string.Join(", ", changes.Select(c => c.Describe(OptionNames.NameOf(c))))}";
 }

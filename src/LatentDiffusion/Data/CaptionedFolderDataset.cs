@@ -25,6 +25,9 @@ public static class CaptionedFolderDataset
     /// <param name="Line">The 1-based line number, for messages.</param>
     public sealed record Entry(string FileName, string? Text, JsonNode? Label, int Line);
 
+    /// <summary>How a metadata line is parsed: a key given twice is an error, not a value silently picked.</summary>
+    static readonly JsonDocumentOptions StrictJson = new() { AllowDuplicateProperties = false };
+
     /// <summary>Reads and checks <c>metadata.jsonl</c> of <paramref name="folder"/>.</summary>
     public static List<Entry> ReadMetadata(string folder)
     {
@@ -41,7 +44,9 @@ public static class CaptionedFolderDataset
             JsonObject obj;
             try
             {
-                obj = JsonNode.Parse(line) as JsonObject
+                // A key given twice is refused here (JSON nodes read keys only when first used, and would then throw an
+                // ArgumentException from the lookups below).
+                obj = JsonNode.Parse(line, documentOptions: StrictJson) as JsonObject
                     ?? throw new LdmException($"{path}:{lineNo} is not a JSON object; write one {{\"file_name\", \"text\"}} object per line.");
             }
             catch (JsonException e)
@@ -50,6 +55,9 @@ public static class CaptionedFolderDataset
             }
             if (obj["file_name"] is not JsonValue fv || !fv.TryGetValue(out string? fileName) || string.IsNullOrEmpty(fileName))
                 throw new LdmException($"{path}:{lineNo} lacks a \"file_name\" string; every line must name its image file.");
+            // A character no path can hold (NUL on Linux) would make Path.GetFullPath throw an ArgumentException later.
+            if (fileName.IndexOfAny(Path.GetInvalidPathChars()) >= 0)
+                throw new LdmException($"{path}:{lineNo} has a \"file_name\" with a character no file path can hold; write the image's file name.");
             string? text = null;
             if (obj["text"] is JsonNode tn)
             {
@@ -88,6 +96,9 @@ public static class CaptionedFolderDataset
         return new ImageDataset(images, torch.tensor(keptLabels, ScalarType.Int64, device: torch.CPU), keptCaptions, classNames, folder, skipped);
     }
 
+    /// <summary>The largest integer label taken as a class id (a million classes; ImageNet-21k has 21 841).</summary>
+    public const long MaxClassId = 999_999;
+
     static (long[] labels, IReadOnlyList<string> classNames) ResolveLabels(List<Entry> entries, string metaPath)
     {
         int withLabel = entries.Count(e => e.Label != null);
@@ -107,6 +118,10 @@ public static class CaptionedFolderDataset
                 var v = (JsonValue)entries[i].Label!;
                 if (!v.TryGetValue(out long id) || id < 0)
                     throw new LdmException($"{metaPath}:{entries[i].Line} has label {v.ToJsonString()}; integer labels must be class ids 0, 1, 2, ...");
+                // Class ids name the rows of the model's label table (and the classes get one name each), so an id of
+                // billions is a typo, not a data set.
+                if (id > MaxClassId)
+                    throw new LdmException($"{metaPath}:{entries[i].Line} has label {id}, larger than any class id can be (at most {MaxClassId}); integer labels must be class ids 0, 1, 2, ...");
                 ids[i] = id;
             }
             long max = ids.Max();

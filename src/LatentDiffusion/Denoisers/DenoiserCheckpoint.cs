@@ -138,6 +138,7 @@ public static class DenoiserCheckpoint
         try
         {
             var info = FromJson(ckpt.Config, path, ckpt.Extra.GetValueOrDefault(WordVocabulary.MetadataKey));
+            CheckSizeFitsWeights(info.Backbone, ckpt.Weights, path);
             var model = info.Backbone.Build();
             StateDict.Load(model, ckpt.Weights, path);
             model.eval();
@@ -147,6 +148,27 @@ public static class DenoiserCheckpoint
         {
             foreach (var t in ckpt.Weights.Values) t.Dispose();
         }
+    }
+
+    /// <summary>
+    /// Refuses a config whose network is larger than the weights stored beside it, before the network is built: a
+    /// damaged or edited config (depth 2^31, a width of millions) would otherwise allocate gigabytes, or hang, before
+    /// the weights were found not to fit. Every network's parameters are stored, so a config that fits has at most as
+    /// many parameters as the file holds numbers.
+    /// </summary>
+    static void CheckSizeFitsWeights(IBackboneConfig backbone, IReadOnlyDictionary<string, Tensor> weights, string path)
+    {
+        long stored = weights.Values.Sum(t => t.numel());
+        // The parameter count loops over the blocks: bound the block counts first, so a huge count cannot stall it.
+        long blocks = backbone switch
+        {
+            TransformerConfig t => t.Depth,
+            UNets.UNetConfig u => (long)u.NumResBlocks * Math.Max(1, u.ChannelMult.Length) * Math.Max(1, u.TransformerDepth),
+            _ => 0,
+        };
+        long parameters = blocks > stored ? long.MaxValue : ModelCost.Of(backbone).Parameters;
+        if (parameters <= 0 || parameters > stored)
+            throw new LdmException($"the weights in '{path}' do not fit its model config: the config describes a network of {(parameters is long.MaxValue or <= 0 ? "an impossible size" : $"{parameters:N0} parameters")}, but the file holds {stored:N0} numbers; check that the checkpoint and its config belong together, or re-create it.");
     }
 
     /// <summary>Rewrites only the description of a checkpoint (e.g. its recommended sampling settings), keeping every tensor.</summary>

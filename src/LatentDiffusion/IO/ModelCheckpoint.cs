@@ -123,10 +123,15 @@ public sealed class ModelCheckpoint
         if (expectedKinds?.ToList() is { } kinds && !kinds.Contains(kind))
             throw new LdmException($"'{file.Path}' holds a '{kind}' model, not a {string.Join(" or ", kinds.Select(k => $"'{k}'"))} model; pass the right checkpoint for this option.");
         JsonObject config;
-        try { config = JsonNode.Parse(configJson) as JsonObject ?? throw new JsonException("not an object"); }
+        // Duplicate keys are refused while parsing (at every depth): JSON nodes read an object's keys only when first
+        // used, and a key given twice would then throw an ArgumentException far from here.
+        try { config = JsonNode.Parse(configJson, documentOptions: StrictJson) as JsonObject ?? throw new JsonException("not an object"); }
         catch (JsonException e) { throw new LdmException($"'{file.Path}' has an unreadable model config ({e.Message}); re-create the checkpoint."); }
         return (kind, config);
     }
+
+    /// <summary>How a model config is parsed: a key given twice is an error, not a value silently picked.</summary>
+    static readonly JsonDocumentOptions StrictJson = new() { AllowDuplicateProperties = false };
 
     /// <summary>Refuses a file of a newer format than this build reads (no format entry: an early file, format 1).</summary>
     static void CheckFormat(string path, string? format)

@@ -28,7 +28,8 @@ public sealed class AutoencoderTrainer : ITrainable, IDisposable
     const string LegacyStateFile = "train_state.safetensors";
     /// <summary>Options that may change between a run and its resume (they do not change the curve).</summary>
     static readonly string[] ResumableOptions = [nameof(AutoencoderTrainingOptions.Steps), nameof(AutoencoderTrainingOptions.LogEvery),
-        nameof(AutoencoderTrainingOptions.CheckpointEvery), nameof(AutoencoderTrainingOptions.SampleEvery), nameof(AutoencoderTrainingOptions.ScaleSamples)];
+        nameof(AutoencoderTrainingOptions.CheckpointEvery), nameof(AutoencoderTrainingOptions.SampleEvery), nameof(AutoencoderTrainingOptions.ScaleSamples),
+        nameof(AutoencoderTrainingOptions.AllowChangedSettings)];
     const string Advice = "Lower LearningRate.";
 
     readonly ImageDataset _data;
@@ -49,6 +50,8 @@ public sealed class AutoencoderTrainer : ITrainable, IDisposable
     public string? RunDir => _run.RunDir;
     /// <summary>Steps done so far.</summary>
     public long Step => _run.Step;
+    /// <summary>The settings this resume changed (allowed by <see cref="AutoencoderTrainingOptions.AllowChangedSettings"/>; old → new); empty for a new run or an unchanged resume.</summary>
+    public IReadOnlyList<RunSettingChange> ChangedSettings => _run.ChangedSettings;
     /// <summary>The step of the checkpoint this run resumed from, or null for a new run.</summary>
     public long? ResumedFromStep => _run.ResumedFromStep;
     /// <summary>The run has reached <see cref="AutoencoderTrainingOptions.Steps"/>; <see cref="Run"/> does nothing, a larger Steps continues it.</summary>
@@ -98,7 +101,8 @@ public sealed class AutoencoderTrainer : ITrainable, IDisposable
             _disc.to(Device);
             _discOpt = AdamW.For(_disc, options.LearningRate, options.WeightDecay, options.Beta1, options.Beta2);
         }
-        _settings = new RunSettings().Add(config.ToJson()).AddOptions(options, ResumableOptions);
+        _settings = new RunSettings().Add(config.ToJson()).AddOptions(options, ResumableOptions)
+            .AddSinceLaterVersion(RunSettingChange.DataCount, JsonValue.Create((long)data.Count));
         try { _run = new TrainingRun(this, new TrainingSchedule(options.Steps, options.LearningRate, options.WarmupSteps, options.LogEvery, options.CheckpointEvery), runDir, Advice); }
         catch { Dispose(); throw; }
     }
@@ -209,6 +213,7 @@ public sealed class AutoencoderTrainer : ITrainable, IDisposable
 
     string ITrainable.Kind => "autoencoder-kl";
     RunSettings ITrainable.Settings => _settings;
+    bool ITrainable.AllowChangedSettings => Options.AllowChangedSettings;
 
     IReadOnlyDictionary<string, string> ITrainable.CheckpointMetadata =>
         new Dictionary<string, string> { [ModelCheckpoint.ConfigKey] = _model.Config.ToJson().ToJsonString() };

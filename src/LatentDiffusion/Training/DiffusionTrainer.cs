@@ -40,7 +40,8 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
     /// <summary>Options that may change between a run and its resume (they do not change the curve). The dtype is a
     /// speed setting (auto may resolve differently on the machine a run resumes on); "Bf16" is its name in runs written before Dtype.</summary>
     static readonly string[] ResumableOptions = [nameof(DiffusionTrainingOptions.Steps), nameof(DiffusionTrainingOptions.LogEvery),
-        nameof(DiffusionTrainingOptions.CheckpointEvery), nameof(DiffusionTrainingOptions.SampleEvery), nameof(DiffusionTrainingOptions.Dtype), "Bf16"];
+        nameof(DiffusionTrainingOptions.CheckpointEvery), nameof(DiffusionTrainingOptions.SampleEvery), nameof(DiffusionTrainingOptions.Dtype), "Bf16",
+        nameof(DiffusionTrainingOptions.AllowChangedSettings)];
     const string Advice = "Lower LearningRate, set GradClip to 1, or train in float32 (Dtype).";
 
     readonly DenoiserNetwork _model, _ema;
@@ -70,6 +71,8 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
     public IProcessGroup Group => _group;
     /// <summary>Steps done so far.</summary>
     public long Step => _run.Step;
+    /// <summary>The settings this resume changed (allowed by <see cref="DiffusionTrainingOptions.AllowChangedSettings"/>; old → new); empty for a new run or an unchanged resume.</summary>
+    public IReadOnlyList<RunSettingChange> ChangedSettings => _run.ChangedSettings;
     /// <summary>The step of the checkpoint this run resumed from, or null for a new run.</summary>
     public long? ResumedFromStep => _run.ResumedFromStep;
     /// <summary>The run has reached <see cref="DiffusionTrainingOptions.Steps"/>; <see cref="Run"/> does nothing, a larger Steps continues it.</summary>
@@ -131,7 +134,8 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
         ComputeDtype = options.Dtype.Resolve(Device);
         if (ComputeDtype == ScalarType.BFloat16) _mixed = new MixedPrecision(_optimizer.Parameters, info.Backbone.Build().to(Device));
         _settings = new RunSettings().Add(JsonNode.Parse(info.Backbone.ToJson())).Add(JsonSerializer.SerializeToNode(info.Diffusion), "diffusion.")
-            .AddOptions(options, ResumableOptions).Record("compute_dtype", ComputeDtype == ScalarType.BFloat16 ? "bf16" : "float32");
+            .AddOptions(options, ResumableOptions).Record("compute_dtype", ComputeDtype == ScalarType.BFloat16 ? "bf16" : "float32")
+            .AddSinceLaterVersion(RunSettingChange.DataCount, JsonValue.Create(data.Count));
         _gradients = new GradientAverager(_optimizer.Parameters.Gradients, _group);
         try
         {
@@ -256,6 +260,7 @@ public sealed class DiffusionTrainer : ITrainable, IDisposable
     // Transformer runs keep the kind their run folders were written with.
     string ITrainable.Kind => Info.Backbone is TransformerConfig ? "diffusion-transformer" : $"diffusion-{Info.Backbone.Kind}";
     RunSettings ITrainable.Settings => _settings;
+    bool ITrainable.AllowChangedSettings => Options.AllowChangedSettings;
 
     IReadOnlyDictionary<string, string> ITrainable.CheckpointMetadata
     {

@@ -42,6 +42,11 @@ public sealed record DiffusionTrainingOptions
     /// <summary>Write a sample grid every this many steps (0 = only at the end).</summary>
     public int SampleEvery { get; init; }
 
+    /// <summary>A resume may go on with settings that differ from the run's (learning rate, model shape, data size, ...):
+    /// the trainer lists them in <c>ChangedSettings</c> and records the new ones. Without it such a resume is refused
+    /// with a <see cref="RunSettingsChangedException"/>. Not a setting of the run itself.</summary>
+    public bool AllowChangedSettings { get; init; }
+
     /// <summary>Checks every setting and throws <see cref="LdmOptionException"/> naming the first bad one; the trainer calls it.</summary>
     public void Validate()
     {

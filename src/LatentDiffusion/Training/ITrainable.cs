@@ -14,6 +14,9 @@ internal interface ITrainable
     /// <summary>Architecture and hyperparameters that shape the loss curve; a resume must ask for the same ones.</summary>
     RunSettings Settings { get; }
 
+    /// <summary>A resume may go on with other <see cref="Settings"/> than the run was started with (they are then recorded as the run's).</summary>
+    bool AllowChangedSettings { get; }
+
     /// <summary>Metadata stored in the checkpoint besides the run's own (e.g. the model config, so the file opens like a model).</summary>
     IReadOnlyDictionary<string, string> CheckpointMetadata { get; }
 

@@ -4,15 +4,19 @@ using System.Text.Json.Nodes;
 namespace LatentDiffusion.Training;
 
 /// <summary>
-/// The settings that shape a run's loss curve (architecture and hyperparameters), flattened to name → value (JSON
-/// text), so a resume can say exactly which of them changed. The step budget and the log, checkpoint and sample
-/// intervals are left out by the trainers: a run may be continued with more steps.
+/// The settings that shape a run's loss curve (architecture, hyperparameters, the size of the data), flattened to
+/// name → value (JSON text), so a resume can say exactly which of them changed. The step budget and the log,
+/// checkpoint and sample intervals are left out by the trainers: a run may be continued with more steps.
 /// </summary>
 internal sealed class RunSettings
 {
     readonly Dictionary<string, string> _values = new(StringComparer.Ordinal);
     /// <summary>Names recorded or left out that a resume does not compare (on either side: an older run may hold them).</summary>
     readonly HashSet<string> _notCompared = new(StringComparer.Ordinal);
+    /// <summary>Names recorded since a later version: compared only when the saved run holds them, so older runs resume as before.</summary>
+    readonly HashSet<string> _comparedWhenSaved = new(StringComparer.Ordinal);
+    /// <summary>The options type each options setting came from (for a front end to name its flag).</summary>
+    readonly Dictionary<string, string> _owners = new(StringComparer.Ordinal);
 
     /// <summary>Names and values in the order they were added.</summary>
     public IReadOnlyDictionary<string, string> Values => _values;
@@ -34,7 +38,19 @@ internal sealed class RunSettings
     public RunSettings AddOptions<T>(T options, params string[] except)
     {
         _notCompared.UnionWith(except);
-        return Add(JsonSerializer.SerializeToNode(options), "", except);
+        var json = JsonSerializer.SerializeToNode(options);
+        if (json is JsonObject obj)
+            foreach (var (key, _) in obj) _owners[key] = typeof(T).Name;
+        return Add(json, "", except);
+    }
+
+    /// <summary>Adds a setting that runs saved by earlier versions do not hold: it is compared only when the saved run
+    /// has it (a run without it resumes unchecked on this name).</summary>
+    public RunSettings AddSinceLaterVersion(string name, JsonNode value)
+    {
+        _comparedWhenSaved.Add(name);
+        _values[name] = value.ToJsonString();
+        return this;
     }
 
     /// <summary>Records a fact of this run (e.g. the dtype an auto setting resolved to) that a resume does not compare.</summary>
@@ -54,20 +70,26 @@ internal sealed class RunSettings
         return settings;
     }
 
-    /// <summary>The names whose values differ between the two (a name missing on one side counts as changed).</summary>
-    public IReadOnlyList<string> ChangedFrom(RunSettings saved) =>
+    /// <summary>The settings whose values differ between the saved run and this one (a name missing on one side counts
+    /// as changed, except a name recorded since a later version that the saved run does not hold).</summary>
+    public IReadOnlyList<RunSettingChange> ChangesFrom(RunSettings saved) =>
         saved._values.Keys.Concat(_values.Keys).Distinct()
-            .Where(k => !_notCompared.Contains(k) && saved._values.GetValueOrDefault(k) != _values.GetValueOrDefault(k)).ToList();
+            .Where(k => !_notCompared.Contains(k) && !(_comparedWhenSaved.Contains(k) && !saved._values.ContainsKey(k)))
+            .Where(k => saved._values.GetValueOrDefault(k) != _values.GetValueOrDefault(k))
+            .Select(k => new RunSettingChange(k, Show(saved._values.GetValueOrDefault(k)), Show(_values.GetValueOrDefault(k)), _owners.GetValueOrDefault(k)))
+            .ToList();
 
-    /// <summary>Throws when this run asks for other settings than the saved run in <paramref name="runDir"/> was started with.</summary>
-    public void CheckResumable(RunSettings saved, string runDir)
+    /// <summary>
+    /// The changes from the saved run in <paramref name="runDir"/>: an empty list when there are none; the list when
+    /// <paramref name="allowChanges"/>; else a <see cref="RunSettingsChangedException"/> that names each change.
+    /// </summary>
+    public IReadOnlyList<RunSettingChange> CheckResumable(RunSettings saved, string runDir, bool allowChanges)
     {
-        var changed = ChangedFrom(saved);
-        if (changed.Count == 0) return;
-        string List(RunSettings s) => string.Join(", ", changed.Select(k => $"{k} {Show(s._values.GetValueOrDefault(k))}"));
-        throw new LdmException($"the run in '{runDir}' was started with {List(saved)}; this run asks for {List(this)}; resume with the same settings or choose a new run folder.");
+        var changes = ChangesFrom(saved);
+        if (changes.Count == 0 || allowChanges) return changes;
+        throw new RunSettingsChangedException(runDir, changes);
     }
 
-    static string Show(string? json) => json is null ? "(not set)"
+    static string? Show(string? json) => json is null ? null
         : json.StartsWith('"') ? JsonSerializer.Deserialize<string>(json)! : json;
 }

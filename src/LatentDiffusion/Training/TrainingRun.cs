@@ -12,7 +12,8 @@ namespace LatentDiffusion.Training;
 /// The trainer (an <see cref="ITrainable"/>) supplies the models, the optimizer state and one step function.
 /// <para>A run folder holds <c>checkpoint.safetensors</c> (the trainer's state, the step, the run's settings; written
 /// atomically), <c>metrics.jsonl</c> and whatever model file the trainer publishes. When the folder already holds a
-/// checkpoint the run resumes from it (<see cref="ResumedFromStep"/>), provided it asks for the same settings; a run
+/// checkpoint the run resumes from it (<see cref="ResumedFromStep"/>), provided it asks for the same settings (or the
+/// trainer allows changed ones, listed in <see cref="ChangedSettings"/>); a run
 /// whose step budget is reached is <see cref="IsFinished"/> and a larger budget continues it. Without a run folder
 /// (null) nothing is written and the metrics stay in <see cref="Metrics"/>.</para>
 /// <para>In a group of several ranks (data-parallel training) only rank 0 is given the run folder: it alone reads the
@@ -24,6 +25,9 @@ internal sealed class TrainingRun : IDisposable
 {
     public const string CheckpointFile = "checkpoint.safetensors", MetricsFile = "metrics.jsonl";
     public const string StepKey = "ldm.train.step", KindKey = "ldm.train.kind", SettingsKey = "ldm.train.settings";
+    /// <summary>The metrics of the log interval in progress at the checkpoint (<see cref="LogInterval"/>), so the first
+    /// entry after a resume averages the same steps as in an uninterrupted run.</summary>
+    public const string LogIntervalKey = "ldm.train.log_interval";
     /// <summary>The kind assumed for checkpoints written before the kind was recorded (only the diffusion trainer wrote them).</summary>
     const string UnrecordedKind = "diffusion-transformer";
 
@@ -32,9 +36,10 @@ internal sealed class TrainingRun : IDisposable
     readonly string _divergenceAdvice;
     readonly MetricsLog _log;
     readonly Stopwatch _clock = new();
-    readonly Dictionary<string, double> _sums = new(StringComparer.Ordinal);
+    /// <summary>Sums of the values of the steps since the last regular log entry (the entry written at the end of a
+    /// run is not a boundary: a larger step budget continues the interval, as an uninterrupted run would).</summary>
+    LogInterval _interval = new();
     long _stepsTimed, _lastCheckpoint;
-    int _summed;
 
     /// <summary>The run folder, or null for a run in memory.</summary>
     public string? RunDir { get; }
@@ -43,6 +48,8 @@ internal sealed class TrainingRun : IDisposable
     public long Step { get; private set; }
     /// <summary>The step of the checkpoint this run resumed from, or null for a new run.</summary>
     public long? ResumedFromStep { get; }
+    /// <summary>The settings this resume changed (allowed by <see cref="ITrainable.AllowChangedSettings"/>); empty for a new run or an unchanged resume.</summary>
+    public IReadOnlyList<RunSettingChange> ChangedSettings { get; private set; } = [];
     /// <summary>The step budget is reached; a larger <see cref="TrainingSchedule.Steps"/> continues the run.</summary>
     public bool IsFinished => Step >= Schedule.Steps;
     /// <summary>The metrics entries logged by this object (the file may hold earlier ones).</summary>
@@ -63,13 +70,24 @@ internal sealed class TrainingRun : IDisposable
         Schedule = schedule;
         RunDir = runDir;
         _divergenceAdvice = divergenceAdvice;
-        if (runDir != null)
+        var folder = runDir is null ? null : RunFolder.Claim(runDir);
+        try
         {
-            IO.WriteFailure.CreateFolder(runDir);
-            ResumedFromStep = TryResume(runDir);
-            Step = _lastCheckpoint = ResumedFromStep ?? 0;
+            if (runDir != null)
+            {
+                IO.WriteFailure.CreateFolder(runDir);
+                ResumedFromStep = TryResume(runDir);
+                Step = _lastCheckpoint = ResumedFromStep ?? 0;
+            }
+            // The log keeps the entries up to the start of the interval the checkpoint carries on: later ones (written
+            // after the checkpoint, or the entry a finished run wrote at its end) are written again as the run goes on.
+            _log = new MetricsLog(runDir is null ? null : Path.Combine(runDir, MetricsFile), Step - _interval.Steps);
         }
-        _log = new MetricsLog(runDir is null ? null : Path.Combine(runDir, MetricsFile), Step);
+        catch
+        {
+            folder?.RemoveIfUnused();
+            throw;
+        }
     }
 
     long? TryResume(string runDir)
@@ -84,10 +102,13 @@ internal sealed class TrainingRun : IDisposable
             throw new LdmException($"the run in '{runDir}' is a {kind} run, not a {_trainee.Kind} run; choose another run folder.");
         // Checkpoints written before the settings were recorded resume unchecked.
         if (file.Metadata.TryGetValue(SettingsKey, out var saved))
-            _trainee.Settings.CheckResumable(RunSettings.FromJson(saved), runDir);
+            ChangedSettings = _trainee.Settings.CheckResumable(RunSettings.FromJson(saved), runDir, _trainee.AllowChangedSettings);
+        long step = long.Parse(stepText, CultureInfo.InvariantCulture);
+        // Checkpoints written before the interval was recorded resume with an empty one (their first entry averages fewer steps).
+        if (file.Metadata.TryGetValue(LogIntervalKey, out var interval)) _interval = LogInterval.FromJson(interval, step, path);
         using var scope = torch.NewDisposeScope();
         _trainee.LoadState(file.ReadAll(), path);
-        return long.Parse(stepText, CultureInfo.InvariantCulture);
+        return step;
     }
 
     /// <summary>
@@ -147,20 +168,26 @@ internal sealed class TrainingRun : IDisposable
         Step++;
         _stepsTimed++;
         LearningRate = lr;
-        foreach (var (name, value) in values) _sums[name] = _sums.GetValueOrDefault(name) + value;
-        _summed++;
-        if (Step % Schedule.LogEvery == 0 || IsFinished)
+        _interval.Add(values);
+        bool boundary = Step % Schedule.LogEvery == 0;
+        if (boundary || IsFinished)
         {
             WriteMetrics();
             WeightChecksum.Check(_group, _trainee.Weights(), Step);
+            if (boundary) _interval = new LogInterval();
         }
         return values;
     }
 
+    /// <summary>
+    /// One log entry: the step, the means of the interval's values, the learning rate (everything so far follows from
+    /// the seed and the step, so a resumed run writes the same text), then the wall-clock fields
+    /// (<see cref="MetricsLog.WallClockFields"/>), which no two runs share.
+    /// </summary>
     void WriteMetrics()
     {
         var entry = new Dictionary<string, object> { ["step"] = Step };
-        foreach (var (name, sum) in _sums) entry[name] = sum / _summed;
+        foreach (var (name, mean) in _interval.Means()) entry[name] = mean;
         entry["lr"] = LearningRate;
         entry["steps_per_sec"] = Math.Round(StepsPerSecond, 4);
         // The step budget lets a reader of the log alone (ldm serve's runs page) tell progress, time left and the end.
@@ -170,8 +197,6 @@ internal sealed class TrainingRun : IDisposable
         if (rss >= 0) entry["rss_mib"] = Math.Round(rss / 1048576.0, 1);
         entry["time"] = DateTime.UtcNow.ToString("O");
         _log.Write(entry);
-        _sums.Clear();
-        _summed = 0;
     }
 
     /// <summary>
@@ -194,6 +219,7 @@ internal sealed class TrainingRun : IDisposable
                     [KindKey] = _trainee.Kind,
                     [StepKey] = Step.ToString(CultureInfo.InvariantCulture),
                     [SettingsKey] = _trainee.Settings.ToJson(),
+                    [LogIntervalKey] = _interval.ToJson(),
                 };
                 SafetensorsWriter.Write(Path.Combine(RunDir, CheckpointFile), _trainee.StateTensors(), meta);
             }
