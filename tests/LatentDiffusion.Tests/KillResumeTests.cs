@@ -8,7 +8,7 @@ namespace LatentDiffusion.Tests;
 /// <summary>
 /// Issue 12, part 4, for real: `ldm train` killed with SIGKILL at several points (during start-up, just after a log
 /// entry between two checkpoints, ...) and started again each time ends with the metrics.jsonl of an uninterrupted run
-/// (byte for byte apart from the wall-clock fields, <see cref="MetricsLog.WallClockFields"/>) and the same weights.
+/// (byte for byte apart from the wall-clock fields, <see cref="MetricsLog.ProcessFields"/>) and the same weights.
 /// The checkpoint interval (7) is not a multiple of the log interval (4), so most resumes start inside a log interval.
 /// </summary>
 [Collection(ConsoleCollection.Name)]

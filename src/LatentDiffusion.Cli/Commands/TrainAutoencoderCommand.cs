@@ -43,10 +43,10 @@ public static class TrainAutoencoderCommand
             if (CommonOptions.ReadDeprecated(p, count, $"--data {spec.Text.Split(':')[0]}:count={{}}", out int n) && spec.IsShapes && spec.Count is null)
                 spec = spec with { Count = n };
             var device = runtime.Apply(p);
-            string runDir = CliParsing.OutputFolder(p.GetValue(output)!, "--out");
             // A run that fails before it trains (unreadable data, a late option error) leaves no folder it created.
-            return RunFolderGuard.Run(runDir, () =>
+            return RunFolderGuard.Run(p.GetValue(output)!, () =>
             {
+                string runDir = CliParsing.OutputFolder(p.GetValue(output)!, "--out");
                 var aeConfig = AutoencoderConfig.FromPresetOrFile(p.GetValue(config)!);
                 using var dataset = DataSetLoader.Load(spec, 10_000, p.GetValue(seed), p.GetValue(size), aeConfig.InChannels);
                 var trainer = new AutoencoderTrainer(aeConfig, dataset, new AutoencoderTrainingOptions

@@ -9,15 +9,15 @@ namespace LatentDiffusion.Training;
 /// holds a step twice.
 /// <para>A training entry holds the step, the means of the step values over the log interval and the learning rate,
 /// which follow from the seed and the step alone: a run resumed any number of times (even after kill -9) writes them
-/// byte for byte as an uninterrupted run. It ends with the <see cref="WallClockFields"/> (throughput, memory, time),
+/// byte for byte as an uninterrupted run. It ends with the <see cref="ProcessFields"/> (throughput, the step budget of the invocation, memory, time),
 /// which measure the process and differ between any two runs; <see cref="DeterministicLines"/> leaves them out to
 /// compare runs.</para>
 /// </summary>
 public sealed class MetricsLog : IDisposable
 {
-    /// <summary>The fields of a training entry that measure the process rather than the run: steps per second, resident
-    /// memory (MiB) and the UTC time the entry was written.</summary>
-    public static IReadOnlyList<string> WallClockFields { get; } = ["steps_per_sec", "rss_mib", "time"];
+    /// <summary>The fields of a training entry that describe the process that wrote it rather than the run: steps per
+    /// second, the step budget it was given (larger when a run is extended), resident memory (MiB) and the UTC time.</summary>
+    public static IReadOnlyList<string> ProcessFields { get; } = ["steps_per_sec", "total_steps", "rss_mib", "time"];
 
     readonly FileStream? _file;
     readonly List<IReadOnlyDictionary<string, object>> _entries = [];
@@ -70,14 +70,14 @@ public sealed class MetricsLog : IDisposable
             .Select(l => JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(l)!).ToList();
 
     /// <summary>
-    /// The lines of a <c>metrics.jsonl</c> without the <see cref="WallClockFields"/>, every other field as written (same
+    /// The lines of a <c>metrics.jsonl</c> without the <see cref="ProcessFields"/>, every other field as written (same
     /// bytes, same order): equal for two runs of the same settings and seed however often they were interrupted.
     /// </summary>
     public static List<string> DeterministicLines(string path) =>
         File.ReadLines(path).Where(l => l.Length > 0).Select(l =>
         {
             var entry = JsonNode.Parse(l)!.AsObject();
-            foreach (var field in WallClockFields) entry.Remove(field);
+            foreach (var field in ProcessFields) entry.Remove(field);
             return entry.ToJsonString();
         }).ToList();
 

@@ -181,8 +181,8 @@ internal sealed class TrainingRun : IDisposable
 
     /// <summary>
     /// One log entry: the step, the means of the interval's values, the learning rate (everything so far follows from
-    /// the seed and the step, so a resumed run writes the same text), then the wall-clock fields
-    /// (<see cref="MetricsLog.WallClockFields"/>), which no two runs share.
+    /// the seed and the step, so a resumed run writes the same text), then the fields of the process
+    /// (<see cref="MetricsLog.ProcessFields"/>: speed, step budget, memory, time), which resumed runs need not share.
     /// </summary>
     void WriteMetrics()
     {
