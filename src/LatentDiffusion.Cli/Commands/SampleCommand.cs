@@ -46,7 +46,8 @@ public static class SampleCommand
             string? classText = parse.GetValue(classes);
             var request = new SampleRequest
             {
-                ClassIds = classText is null ? null : CliParsing.ClassIds(classText, info.Backbone.NumClasses),
+                // A text model has no class ids to check --classes against: Resolve says to use --prompt instead.
+                ClassIds = classText is null ? null : info.Condition == ConditionKind.Text ? [] : CliParsing.ClassIds(classText, info.Backbone.NumClasses),
                 Prompts = prompts.Count > 0 ? prompts : null,
                 Count = parse.GetValue(num),
                 Sampler = SamplerNames.ParseOptional(parse.GetValue(sampler)),

@@ -119,7 +119,8 @@ public static class DenoiserCheckpoint
         foreach (var section in new[] { backbone, DiffusionKey, SamplingKey })
             if (config[section] is JsonObject o)
                 ConfigKeys.RequireKnown(o, ConfigKeys.Of(SectionTypes[section], Json), $"the {section} config of '{source}'");
-        if (config[backbone]?["text"] is JsonObject text)
+        // The backbone section may be any JSON value in a damaged file: indexing a non-object would throw.
+        if (config[backbone] is JsonObject b && b["text"] is JsonObject text)
             ConfigKeys.RequireKnown(text, ConfigKeys.Of(typeof(TextConditionConfig), Json), $"the {backbone}.text config of '{source}'");
     }
 
