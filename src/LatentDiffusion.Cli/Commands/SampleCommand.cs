@@ -57,11 +57,6 @@ public static class SampleCommand
                 Seed = parse.GetValue(seed),
                 BatchSize = parse.GetValue(batch),
             };
-            var resolved = request.Resolve(info);
-            bool text = resolved.Prompts is not null;
-            var options = resolved.Options;
-            int count = resolved.Count;
-            var labels = resolved.Labels?.ToList() ?? [];
             // Checked with the other options, not when the grid is drawn after minutes of sampling.
             if (parse.GetValue(columns) is int c && c < 1) throw new LdmException($"--columns must be at least 1, got {c}; leave it out for one row per class.");
             string? aePath = parse.GetValue(autoencoder);
@@ -73,8 +68,14 @@ public static class SampleCommand
             // Loaded (and the autoencoder checked against the model) before anything is written.
             var computeDtype = DtypeNames.ParseCompute(parse.GetValue(dtype), ScalarType.Float32, ScalarType.BFloat16, ScalarType.Float16);
             using var pipe = DiffusionPipeline.Load(modelPath, device, computeDtype, aePath, decode);
-            // Before the labels are listed or anything is sampled: --num 2147483647 is refused here, not by running out of memory.
-            pipe.CheckFitsInMemory(count);
+            // Before the labels are listed (by Resolve) or anything is sampled: --num 2147483647 is refused here, not by
+            // running out of memory.
+            if (request.Count is int asked && asked > 0) pipe.CheckFitsInMemory(asked);
+            var resolved = request.Resolve(info);
+            bool text = resolved.Prompts is not null;
+            var options = resolved.Options;
+            int count = resolved.Count;
+            var labels = resolved.Labels?.ToList() ?? [];
             Console.WriteLine(DtypeNames.Chosen(computeDtype, pipe.Dtype, device));
             string outDir = CliParsing.OutputFolder(parse.GetValue(output)!, "--out");
             // Under mpiexec each rank generates its share of whole batches (the images of a single process) and rank 0
