@@ -106,13 +106,8 @@ public sealed class DomainClassifier : nn.Module<Tensor, Tensor>
         if (images.dim() != 4) throw new LdmException($"the classifier needs images (N, C, H, W), got [{string.Join(",", images.shape)}]; pass NCHW images.");
         var x = images.to(ScalarType.Float32, Devices.Of(this));   // images may come from the CPU; the network may not be there
         if (images.dtype == ScalarType.Byte) x = x / 255.0;
-        long c = x.shape[1];
-        if (c != Config.Channels)
-        {
-            if (c == 3 && Config.Channels == 1) x = x.mean([1], keepdim: true);   // gray by channel average
-            else if (c == 1 && Config.Channels == 3) x = x.expand(-1, 3, -1, -1);
-            else throw new LdmException($"the classifier takes {Config.Channels}-channel images, got {c} channels; pass gray or RGB images.");
-        }
+        x = IO.ImageChannels.Convert(x, Config.Channels)
+            ?? throw new LdmException($"the classifier takes {Config.Channels}-channel images, got {x.shape[1]} channels; pass gray or RGB images.");
         if (x.shape[2] != Config.ImageSize || x.shape[3] != Config.ImageSize)
             x = F.interpolate(x, size: [Config.ImageSize, Config.ImageSize], mode: InterpolationMode.Bilinear, align_corners: false);
         return x * 2 - 1;

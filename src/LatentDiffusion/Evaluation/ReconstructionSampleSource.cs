@@ -62,13 +62,7 @@ public sealed class ReconstructionSampleSource(ISampleSource images, Autoencoder
         }
     }
 
-    /// <summary>Gray to RGB by repetition, RGB to gray by the channel mean; other counts unchanged.</summary>
-    static Tensor ToChannels(Tensor x, int channels)
-    {
-        long c = x.shape[1];
-        if (c == channels) return x;
-        if (c == 1 && channels == 3) return x.repeat(1, 3, 1, 1);
-        if (c == 3 && channels == 1) return x.mean([1], keepdim: true);
-        throw new LdmException($"the autoencoder takes {channels}-channel images but the reference has {c} channels; compare it with images of its own kind.");
-    }
+    /// <summary><paramref name="x"/> with <paramref name="channels"/> channels (gray and RGB convert into each other).</summary>
+    static Tensor ToChannels(Tensor x, int channels) => IO.ImageChannels.Convert(x, channels)
+        ?? throw new LdmException($"the autoencoder takes {channels}-channel images but the reference has {x.shape[1]} channels; compare it with images of its own kind.");
 }
