@@ -17,4 +17,13 @@ public sealed record JobStatus(
             done ? Enumerable.Range(0, job.Pngs.Count - 1).Select(i => $"{prefix}/images/{i}.png").ToList() : [],
             job.Captions, done ? Math.Round(job.Seconds, 3) : null);
     }
+
+    /// <summary>
+    /// The job's last progress report as a running state, for a stream that sees the job finished before it sent that
+    /// step: null when the sampler never reported.
+    /// </summary>
+    public static JobStatus? LastProgress(GenerationJob job) =>
+        job.Progress is { } p
+            ? Of(job) with { State = "running", Fraction = p.Fraction, Grid = null, Images = [], Captions = [], Seconds = null }
+            : null;
 }

@@ -61,6 +61,20 @@ public class GenerateApiTests
         Assert.Equal(Pixels(images.Png(1)), Pixels(second));
     }
 
+    [Fact]
+    public async Task AStreamOpenedAfterTheJobFinishedStillShowsItsLastStep()
+    {
+        await using var server = await TestServer.InProcess(Shipped);
+        var (_, job) = await ApiClient.Generate(server.Client, new { model = "shapes-class", classes = new[] { 1 }, num = 1, steps = 3, seed = 1 });
+        await ApiClient.WaitFor(server.Client, job.Id(), s => s.State() == "done", TimeSpan.FromMinutes(2));
+
+        var events = await ApiClient.Events(server.Client, job.Id(), TimeSpan.FromMinutes(1));
+        Assert.Equal(["running", "done"], events.Select(e => e.State()));
+        Assert.Equal(3, events[0].GetProperty("step").GetInt32());
+        Assert.Equal(1.0, events[0].GetProperty("fraction").GetDouble());
+        Assert.Empty(events[0].GetProperty("images").EnumerateArray());
+    }
+
     static byte[] Pixels(byte[] png)
     {
         using var bitmap = SkiaSharp.SKBitmap.Decode(png);
