@@ -24,7 +24,7 @@ public sealed record StudySpec(string Path, string Description, string Data, str
     DiffusionTrainingOptions Training, StudyBudget Budget, IReadOnlyList<long> Seeds, int EvaluateEvery, JsonObject Evaluate,
     IReadOnlyList<(string name, TrainCommand.ModelChoice model)> Configurations)
 {
-    static readonly string[] TopKeys = ["description", "data", "autoencoder", "condition", "text-tokenizer", "max-text-tokens", "caption-dropout",
+    static readonly string[] TopKeys = ["description", "data", "autoencoder", "condition", "text-tokenizer", "max-text-tokens", "caption-dropout", "text-encoder-layers",
         "model", "train", "budget", "seeds", "eval-every", "evaluate", "configs"];
     static readonly string[] EvaluateKeys = ["samples", "features", "reference", "max-reference", "checker", "sampler", "steps", "guidance", "batch-size", "seed", "grid"];
 
@@ -73,7 +73,8 @@ public sealed record StudySpec(string Path, string Description, string Data, str
         };
         int evalEvery = Int(json, "eval-every", path) ?? training.Steps;
         return new StudySpec(path, StringOf(json, "description", path) ?? "", data, StringOf(json, "autoencoder", path), StringOf(json, "condition", path) ?? "auto",
-            new TrainCommand.TextChoice(StringOf(json, "text-tokenizer", path) ?? "word", Int(json, "max-text-tokens", path), Double(json, "caption-dropout", path) ?? 0.1),
+            new TrainCommand.TextChoice(StringOf(json, "text-tokenizer", path) ?? "word", Int(json, "max-text-tokens", path), Double(json, "caption-dropout", path) ?? 0.1,
+                Int(json, "text-encoder-layers", path) ?? 0),
             training, budget, seeds, evalEvery, evaluate, models);
     }
 

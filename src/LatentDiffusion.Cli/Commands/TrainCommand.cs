@@ -29,8 +29,9 @@ public static class TrainCommand
     public sealed record UNetChoice(string Preset = "UNet-S", int? ModelChannels = null, int[]? ChannelMult = null, int? NumResBlocks = null,
         int[]? AttentionResolutions = null);
 
-    /// <summary>Text conditioning settings: the tokenizer (word or gpt2), token positions (null = longest training caption), caption dropout.</summary>
-    public sealed record TextChoice(string Tokenizer = "word", int? MaxTokens = null, double CaptionDropout = 0.1);
+    /// <summary>Text conditioning settings: the tokenizer (word or gpt2), token positions (null = longest training caption), caption dropout,
+    /// self-attention layers of the caption encoder.</summary>
+    public sealed record TextChoice(string Tokenizer = "word", int? MaxTokens = null, double CaptionDropout = 0.1, int EncoderLayers = 0);
 
     public static Command Create()
     {
@@ -39,6 +40,7 @@ public static class TrainCommand
         var tokenizer = new Option<string>("--text-tokenizer") { Description = "Text models: word (vocabulary of the training captions) or gpt2 (GPT-2 BPE).", DefaultValueFactory = _ => "word" };
         var maxTokens = new Option<int?>("--max-text-tokens") { Description = "Text models: token positions per caption (default: the longest training caption)." };
         var captionDropout = new Option<double>("--caption-dropout") { Description = "Text models: probability of training on the empty caption (for guidance).", DefaultValueFactory = _ => 0.1 };
+        var encoderLayers = new Option<int>("--text-encoder-layers") { Description = "Text models: self-attention layers over the caption alone before it meets the image (0: word and position embeddings only). 2 ties each word to its phrase, which captions naming two objects need (docs/results.md)." };
         var numImages = CommonOptions.Deprecated<int>("--num-images");
         var imageSize = new Option<int?>("--image-size") { Description = "Resize folder images to this size (default: 32)." };
         var channels = new Option<int?>("--channels") { Description = "1 (grayscale) or 3 (RGB) for folder images (default 3)." };
@@ -52,7 +54,7 @@ public static class TrainCommand
         var (trainOptions, readTrain) = TrainingOptions();
         var command = new Command("train", "Train a class- or text-conditional diffusion Transformer (or --backbone unet: an LDM UNet); resumes an interrupted run in the same --out folder.")
         {
-            data, condition, tokenizer, maxTokens, captionDropout, numImages, imageSize, channels, skipUnreadable, output, autoencoder, sampleSteps, recipe,
+            data, condition, tokenizer, maxTokens, captionDropout, encoderLayers, numImages, imageSize, channels, skipUnreadable, output, autoencoder, sampleSteps, recipe,
         };
         foreach (var o in modelOptions.Concat(trainOptions).Concat(runtime.All)) command.Options.Add(o);
         command.SetAction(parse =>
@@ -83,7 +85,7 @@ public static class TrainCommand
                     return images;
                 }));
                 var text = IsTextCondition(parse.GetValue(condition)!, dataSpec, set)
-                    ? new TextChoice(parse.GetValue(tokenizer)!, parse.GetValue(maxTokens), parse.GetValue(captionDropout)) : null;
+                    ? new TextChoice(parse.GetValue(tokenizer)!, parse.GetValue(maxTokens), parse.GetValue(captionDropout), parse.GetValue(encoderLayers)) : null;
                 var info = BuildInfo(model, set, text);
                 Train(info, set, options, runDir, device: device, sampleSteps: gridSteps);
                 return 0;
@@ -130,7 +132,7 @@ public static class TrainCommand
         {
             if (!dataset.HasCaptions)
                 throw new LdmException($"the data in '{dataset.Source}' has no captions, so no text model can be trained on it; use --data shapes-text, a folder with a metadata.jsonl of captions, or --condition class.");
-            (textConfig, tokenizer) = TextConditionConfig.ForCaptions(dataset.Captions, text.Tokenizer, text.MaxTokens, text.CaptionDropout);
+            (textConfig, tokenizer) = TextConditionConfig.ForCaptions(dataset.Captions, text.Tokenizer, text.MaxTokens, text.CaptionDropout, text.EncoderLayers);
         }
         else if (!dataset.HasLabels || dataset.NumClasses < 1)
             throw new LdmException($"the data in '{dataset.Source}' has no class labels; use a folder with one subfolder per class{(dataset.HasCaptions ? ", or --condition text for its captions" : "")}.");
@@ -229,7 +231,7 @@ public static class TrainCommand
         }
         foreach (var p in trainer.Model.parameters()) parameters += p.numel();
         string conditioning = cfg.Text is { } t
-            ? $"captions ({t.Tokenizer} tokenizer, {t.VocabSize} tokens, {t.MaxTokens} positions, caption dropout {t.DropoutProb})"
+            ? $"captions ({t.Tokenizer} tokenizer, {t.VocabSize} tokens, {t.MaxTokens} positions, caption dropout {t.DropoutProb}{(t.EncoderLayers > 0 ? $", {t.EncoderLayers} encoder layers" : "")})"
             : $"{dataset.NumClasses} classes";
         string prediction = info.Diffusion.PredictV ? "v" : info.Diffusion.PredictXstart ? "x0" : "eps";
         var cost = ModelCost.Of(cfg);

@@ -17,6 +17,18 @@ public sealed record TextConditionConfig
     [JsonPropertyName("max_tokens")] public int MaxTokens { get; init; } = 32;
     /// <summary>Probability of replacing a caption by the empty caption in training (classifier-free guidance).</summary>
     [JsonPropertyName("dropout_prob")] public double DropoutProb { get; init; } = 0.1;
+    /// <summary>
+    /// Self-attention layers the caption passes through on its own before it joins the denoiser (0: the token and
+    /// position embeddings go in as they are). With layers, each word can take in the words of its phrase, so the
+    /// denoiser receives "red" already tied to "circle" and "left", as LDM's BERT and U-ViT's CLIP give it.
+    /// </summary>
+    [JsonPropertyName("encoder_layers"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] public int EncoderLayers { get; init; }
+
+    /// <summary>Attention heads of the caption encoder's layers at width <paramref name="width"/>: one per 64 channels (at least one).</summary>
+    public static int EncoderHeads(int width) => width % 64 == 0 ? width / 64 : 1;
+
+    /// <summary>Most caption-encoder layers a config may ask for (BERT-large has 24; LDM's text encoder 32).</summary>
+    public const int MaxEncoderLayers = 48;
 
     /// <summary>Checks the tokenizer name and the ranges; returns this config, or throws <see cref="LdmException"/> naming the bad field.</summary>
     public TextConditionConfig Validate()
@@ -26,6 +38,8 @@ public sealed record TextConditionConfig
             throw new LdmException($"transformer config: text.vocab_size {VocabSize} is too small; use the tokenizer's vocabulary size (pad + words).");
         if (MaxTokens < 1)
             throw new LdmException($"transformer config: text.max_tokens {MaxTokens} must be at least 1; use the longest caption's token count.");
+        if (EncoderLayers < 0 || EncoderLayers > MaxEncoderLayers)
+            throw new LdmException($"transformer config: text.encoder_layers {EncoderLayers} must be in 0..{MaxEncoderLayers}; 0 (no caption encoder) or 2 are usual here.");
         if (DropoutProb < 0 || DropoutProb >= 1 || double.IsNaN(DropoutProb))
             throw new LdmException($"transformer config: text.dropout_prob {DropoutProb} must be in [0, 1); 0.1 is usual.");
         return this;
@@ -39,8 +53,9 @@ public sealed record TextConditionConfig
     /// <param name="tokenizer"><c>word</c> or <c>gpt2</c>.</param>
     /// <param name="maxTokens">Token positions per caption; null = the longest caption's count.</param>
     /// <param name="dropoutProb">Probability of the empty caption in training (classifier-free guidance).</param>
+    /// <param name="encoderLayers">Self-attention layers of the caption encoder (0: embeddings only).</param>
     public static (TextConditionConfig Config, ITextTokenizer Tokenizer) ForCaptions(IReadOnlyList<string?> captions,
-        string tokenizer = "word", int? maxTokens = null, double dropoutProb = 0.1)
+        string tokenizer = "word", int? maxTokens = null, double dropoutProb = 0.1, int encoderLayers = 0)
     {
         if (!captions.Any(c => !string.IsNullOrWhiteSpace(c)))
             throw new LdmException("there are no captions to build a text model from; give data with a caption per image.");
@@ -50,7 +65,7 @@ public sealed record TextConditionConfig
         if (positions < longest)
             throw new LdmOptionException(nameof(TextConditionConfig), nameof(MaxTokens), positions, $"be at least {longest}",
                 "the longest training caption has that many tokens; raise it or leave it out");
-        var config = new TextConditionConfig { Tokenizer = built.Kind, VocabSize = built.VocabSize, MaxTokens = positions, DropoutProb = dropoutProb }.Validate();
+        var config = new TextConditionConfig { Tokenizer = built.Kind, VocabSize = built.VocabSize, MaxTokens = positions, DropoutProb = dropoutProb, EncoderLayers = encoderLayers }.Validate();
         return (config, built);
     }
 

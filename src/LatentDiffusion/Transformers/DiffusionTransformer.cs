@@ -54,7 +54,7 @@ public sealed class DiffusionTransformer : DenoiserNetwork
         int d = config.HiddenSize;
         x_embedder = new PatchEmbed(config.InChannels, d, config.PatchSize);
         t_embedder = new TimestepEmbedder(d);
-        if (config.Text is { } text) text_embedder = new TextEncoder(text.VocabSize, text.MaxTokens, d);
+        if (config.Text is { } text) text_embedder = new TextEncoder(text, d);
         else y_embedder = new LabelEmbedder(config.NumClasses, d, config.ClassDropoutProb);
         // DiT keeps the sin-cos table as a frozen parameter (so it is in the state dict); learned_pos_embed trains it.
         pos_embed = new Parameter(torch.zeros(1, config.NumPatches, d), requires_grad: config.LearnedPosEmbed);

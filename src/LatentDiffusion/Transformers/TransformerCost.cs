@@ -1,5 +1,6 @@
 using LatentDiffusion.Diffusion;
 using LatentDiffusion.Layers;
+using LatentDiffusion.Text;
 
 namespace LatentDiffusion.Transformers;
 
@@ -25,7 +26,7 @@ public static class TransformerCost
         tally.Linear(1, TimestepEmbedder.DefaultFrequencyEmbeddingSize, d);
         tally.Linear(1, d, d);
         // Condition tables: lookups, no FLOPs.
-        if (config.Text is { } text) tally.Weights((long)text.VocabSize * d + (long)text.MaxTokens * d + d);   // token table, positions, null token
+        if (config.Text is { } text) TextEncoder.Count(tally, text, d);                    // caption tables (and encoder layers)
         else tally.Weights((config.NumClasses + (config.ClassDropoutProb > 0 ? 1 : 0)) * (long)d);           // labels (+ the null class)
 
         switch (config.Block)

@@ -1,4 +1,5 @@
 using LatentDiffusion.Diffusion;
+using LatentDiffusion.Text;
 
 namespace LatentDiffusion.UNets;
 
@@ -34,11 +35,7 @@ public static class UNetCost
         tally.Linear(1, mc, emb);
         tally.Linear(1, emb, emb);
         if (config.NumClasses > 0) tally.Weights((long)config.LabelTableSize * emb);
-        if (config.Text is { } text)
-        {
-            long cd = config.ContextDim!.Value;
-            tally.Weights(text.VocabSize * cd + text.MaxTokens * cd + cd);           // token table, positions, null token
-        }
+        if (config.Text is { } text) TextEncoder.Count(tally, text, config.ContextDim!.Value);   // caption tables (and encoder layers)
 
         void Attention(long at, int ch)
         {

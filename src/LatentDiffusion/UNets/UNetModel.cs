@@ -40,7 +40,7 @@ public sealed class UNetModel : DenoiserNetwork
         bool ss = config.UseScaleShiftNorm;
         time_embed = nn.Sequential(("0", nn.Linear(mc, embDim)), ("1", nn.SiLU()), ("2", nn.Linear(embDim, embDim)));
         if (config.NumClasses > 0) label_emb = nn.Embedding(config.LabelTableSize, embDim);
-        if (config.Text is { } text) text_embedder = new TextEncoder(text.VocabSize, text.MaxTokens, config.ContextDim!.Value);
+        if (config.Text is { } text) text_embedder = new TextEncoder(text, config.ContextDim!.Value);
 
         nn.Module Attention(int ch) => config.UseSpatialTransformer
             ? new SpatialTransformer(ch, config.HeadsAt(ch), ch / config.HeadsAt(ch), config.TransformerDepth, config.ContextDim)
