@@ -29,6 +29,7 @@ public static class OptionNames
         ["AutoencoderKL.LatentScale"] = "--scale-factor",
         ["DiTImport.NumHeads"] = "--num-heads",
         ["TextConditionConfig.MaxTokens"] = "--max-text-tokens",
+        ["TextConditionConfig.EncoderLayers"] = "--text-encoder-layers",
         ["DiffusionConfig.Schedule"] = "--noise-schedule",
         ["GeneratedImages.Count"] = "--num",
         ["ShapesDataset.Count"] = "shapes:count",

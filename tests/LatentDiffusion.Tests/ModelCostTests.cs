@@ -39,6 +39,7 @@ public class ModelCostTests
             cfg = option switch
             {
                 "text" => cfg with { Text = Text, ClassDropoutProb = 0 },
+                "text_encoder" => cfg with { Text = Text with { EncoderLayers = 2 }, ClassDropoutProb = 0 },
                 "fixed_sigma" => cfg with { LearnSigma = false },
                 "long_skips" => cfg with { LongSkips = true },
                 "depth4" => cfg with { Depth = 4 },
@@ -58,6 +59,8 @@ public class ModelCostTests
     [InlineData("in_context+long_skips")]
     [InlineData("in_context+long_skips+depth4")]
     [InlineData("in_context+long_skips+text")]
+    [InlineData("in_context+text_encoder")]
+    [InlineData("cross_attention+text_encoder")]
     [InlineData("in_context+learned_pos")]
     [InlineData("in_context+no_null_class")]
     [InlineData("in_context+unconditional")]
@@ -85,6 +88,7 @@ public class ModelCostTests
         "unconditional" => TinyUNets.Config(numClasses: null),
         "text" => TinyUNets.TextConfig(),
         "text_depth2_heads" => TinyUNets.TextConfig() with { TransformerDepth = 2, NumHeads = 4, NumHeadChannels = -1 },
+        "text_encoder" => TinyUNets.TextConfig() is var u ? u with { Text = u.Text! with { EncoderLayers = 1 } } : null!,
         "context_without_text" => TinyUNets.Config(numClasses: null) with { UseSpatialTransformer = true, ContextDim = 24 },
         "scale_shift" => TinyUNets.Config() with { UseScaleShiftNorm = true },
         "resblock_updown" => TinyUNets.Config() with { ResblockUpdown = true },
@@ -103,6 +107,7 @@ public class ModelCostTests
     [InlineData("unconditional")]
     [InlineData("text")]
     [InlineData("text_depth2_heads")]
+    [InlineData("text_encoder")]
     [InlineData("context_without_text")]
     [InlineData("scale_shift")]
     [InlineData("resblock_updown")]
@@ -209,6 +214,10 @@ public class ModelCostTests
         var shortText = Transformer("in_context+text");
         var longText = shortText with { Text = Text with { MaxTokens = Text.MaxTokens + 1 } };
         Assert.True(ModelCost.Of(longText).ForwardFlops > ModelCost.Of(shortText).ForwardFlops);
+        // A caption encoder adds, per layer on the L = 5 positions at d = 32: qkv 2·L·d·3d, attention 4·L·L·d,
+        // proj 2·L·d·d, MLP 2·2·L·d·4d (by hand: 30 720 + 3 200 + 10 240 + 81 920 = 126 080).
+        var encoded = Transformer("in_context+text_encoder");
+        Assert.Equal(2 * 126_080.0, ModelCost.Of(encoded).ForwardFlops - ModelCost.Of(shortText).ForwardFlops);
         // A UNet fed a context directly is counted with 77 tokens unless told otherwise.
         var context = UNet("context_without_text");
         Assert.Equal(UNetCost.Of(context, UNetCost.DefaultContextTokens), ModelCost.Of(context));

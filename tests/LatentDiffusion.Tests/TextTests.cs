@@ -18,11 +18,11 @@ public class TextTests
     static readonly string[] ShapesCaptions =
         ShapesDataset.GenerateScenes(200, seed: 3, text: true).Select(ShapesDataset.Caption).ToArray();
 
-    static TransformerConfig TinyText(BlockType block, int vocab = 40, int maxTokens = 6, double dropout = 0.1) => new TransformerConfig
+    static TransformerConfig TinyText(BlockType block, int vocab = 40, int maxTokens = 6, double dropout = 0.1, int encoderLayers = 0) => new TransformerConfig
     {
         InputSize = 8, PatchSize = 2, InChannels = 4, HiddenSize = 32, Depth = 2, NumHeads = 4, MlpRatio = 2.0,
         NumClasses = 0, ClassDropoutProb = 0, LearnSigma = true, Block = block,
-        Text = new TextConditionConfig { Tokenizer = "word", VocabSize = vocab, MaxTokens = maxTokens, DropoutProb = dropout },
+        Text = new TextConditionConfig { Tokenizer = "word", VocabSize = vocab, MaxTokens = maxTokens, DropoutProb = dropout, EncoderLayers = encoderLayers },
     }.Validate();
 
     static void Perturb(nn.Module model, long seed, double std = 0.2)
@@ -86,14 +86,15 @@ public class TextTests
         Assert.Equal(new[] { true, true, false, false }, mask);
     }
 
-    public static IEnumerable<object[]> Blocks() => [[BlockType.InContext], [BlockType.AdaLnZero], [BlockType.CrossAttention]];
+    public static IEnumerable<object[]> Blocks() => [[BlockType.InContext, 0], [BlockType.AdaLnZero, 0], [BlockType.CrossAttention, 0],
+        [BlockType.InContext, 2], [BlockType.CrossAttention, 1]];
 
     [Theory]
     [MemberData(nameof(Blocks))]
-    public void PaddedTokenIdsDoNotChangeTheOutputButRealOnesDo(BlockType block)
+    public void PaddedTokenIdsDoNotChangeTheOutputButRealOnesDo(BlockType block, int encoderLayers)
     {
         using var scope = torch.NewDisposeScope();
-        using var model = new DiffusionTransformer(TinyText(block), seed: 1);
+        using var model = new DiffusionTransformer(TinyText(block, encoderLayers: encoderLayers), seed: 1);
         Perturb(model, 2);
         model.eval();
         var (x, t) = Batch(2);
@@ -136,10 +137,10 @@ public class TextTests
 
     [Theory]
     [MemberData(nameof(Blocks))]
-    public void TextModelRunsForwardAndBackwardWithTheRightShapes(BlockType block)
+    public void TextModelRunsForwardAndBackwardWithTheRightShapes(BlockType block, int encoderLayers)
     {
         using var scope = torch.NewDisposeScope();
-        var config = TinyText(block);
+        var config = TinyText(block, encoderLayers: encoderLayers);
         using var model = new DiffusionTransformer(config, seed: 1);
         Perturb(model, 5);
         var (x, t) = Batch(3);
@@ -168,6 +169,45 @@ public class TextTests
         Assert.Equal(text, back);
         Assert.Contains("\"text\":{\"tokenizer\":\"word\",\"vocab_size\":40,\"max_tokens\":6,\"dropout_prob\":0.1}", text.ToJson());
         Assert.Throws<LdmException>(() => (text with { Text = text.Text! with { Tokenizer = "sentencepiece" } }).Validate());
+        // A caption encoder is written only when there is one, so configs without it keep the JSON above.
+        var encoded = TinyText(BlockType.InContext, encoderLayers: 2);
+        Assert.Contains("\"dropout_prob\":0.1,\"encoder_layers\":2}", encoded.ToJson());
+        Assert.Equal(encoded, TransformerConfig.FromJson(encoded.ToJson()));
+        Assert.Throws<LdmException>(() => (encoded with { Text = encoded.Text! with { EncoderLayers = -1 } }).Validate());
+        Assert.Throws<LdmException>(() => (encoded with { Text = encoded.Text! with { EncoderLayers = TextConditionConfig.MaxEncoderLayers + 1 } }).Validate());
+    }
+
+    [Fact]
+    public void CaptionEncoderStartsAsTheIdentityAndThenTiesEachWordToTheOthers()
+    {
+        using var scope = torch.NewDisposeScope();
+        var ids = torch.tensor(new long[] { 5, 9, 3, 8, 0, 0 }).reshape(1, 6);
+        var swapped = torch.tensor(new long[] { 5, 9, 3, 11, 0, 0 }).reshape(1, 6);   // only the last real word differs
+        var mask = ids.ne(0);
+        using var plain = new TextEncoder(TinyText(BlockType.InContext).Text!, 32);
+        using var encoder = new TextEncoder(TinyText(BlockType.InContext, encoderLayers: 2).Text!, 32);
+        plain.InitializeWeights(new Generator(3, torch.CPU));
+        encoder.InitializeWeights(new Generator(3, torch.CPU));
+        Assert.Equal(["layers.0.attn.proj.bias", "layers.0.attn.proj.weight", "layers.0.attn.qkv.bias", "layers.0.attn.qkv.weight"],
+            encoder.state_dict().Keys.Where(k => k.StartsWith("layers.0.attn")).OrderBy(k => k, StringComparer.Ordinal));
+        // Zero residual outputs: at initialisation the layers pass the embeddings through, only the final norm acts.
+        var (embedded, _) = plain.Encode(ids, mask);
+        var (encoded, encodedMask) = encoder.Encode(ids, mask);
+        var normed = nn.functional.layer_norm(embedded, [32], eps: 1e-6);
+        Assert.True(encoded.allclose(normed, rtol: 1e-4, atol: 1e-5));
+        Assert.Equal(mask.data<bool>().ToArray(), encodedMask.data<bool>().ToArray());
+
+        // Trained (here: perturbed) layers mix the caption: the first word's vector depends on the fourth word,
+        // which without the encoder it cannot.
+        Perturb(encoder, 8);
+        Perturb(plain, 8);
+        Tensor First(TextEncoder e, Tensor caption) => e.Encode(caption, mask).tokens.select(1, 0);
+        Assert.False(First(encoder, ids).allclose(First(encoder, swapped), rtol: 1e-4, atol: 1e-4), "the encoder must mix the words");
+        Assert.True(First(plain, ids).allclose(First(plain, swapped)), "without layers each word is embedded alone");
+        // Padding stays invisible: a padded id changes no real token's vector.
+        var padded = ids.clone();
+        padded[0, 5] = torch.tensor(17L);
+        Assert.True(encoder.Encode(ids, mask).tokens.narrow(1, 0, 4).allclose(encoder.Encode(padded, mask).tokens.narrow(1, 0, 4), rtol: 1e-5, atol: 1e-6));
     }
 
     [Fact]
@@ -311,5 +351,22 @@ public class TextTests
         (code, err) = RunCli("sample", "--model", model, "--classes", "3", "--steps", "2", "--out", samples);
         Assert.Equal(1, code);
         Assert.Contains("--prompt", err);
+    }
+
+    [Fact]
+    public void CliTrainsATextModelWithACaptionEncoderThatLoadsBack()
+    {
+        string run = RepoPaths.NewTempDir("text-encoder-run");
+        var (code, err) = RunCli("train", "--data", "shapes-text:count=16", "--steps", "2", "--batch-size", "4", "--text-encoder-layers", "1",
+            "--preset", "S/4", "--hidden-size", "32", "--depth", "1", "--num-heads", "2", "--patch-size", "8", "--no-learn-sigma", "--out", run);
+        Assert.True(code == 0, err);
+        string model = Path.Combine(run, DiffusionTrainer.ModelFile);
+        Assert.Equal(1, DenoiserCheckpoint.PeekInfo(model).Backbone.Text!.EncoderLayers);
+        using var pipe = DiffusionPipeline.Load(model);
+        Assert.Contains(pipe.Network.state_dict().Keys, k => k == "text_embedder.layers.0.attn.qkv.weight");
+
+        (code, err) = RunCli("train", "--data", "shapes-text:count=16", "--steps", "2", "--text-encoder-layers", "-1", "--out", RepoPaths.NewTempDir("text-encoder-bad"));
+        Assert.Equal(1, code);
+        Assert.Contains("--text-encoder-layers", err);
     }
 }

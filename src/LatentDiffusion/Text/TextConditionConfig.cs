@@ -65,6 +65,9 @@ public sealed record TextConditionConfig
         if (positions < longest)
             throw new LdmOptionException(nameof(TextConditionConfig), nameof(MaxTokens), positions, $"be at least {longest}",
                 "the longest training caption has that many tokens; raise it or leave it out");
+        if (encoderLayers < 0 || encoderLayers > MaxEncoderLayers)
+            throw new LdmOptionException(nameof(TextConditionConfig), nameof(EncoderLayers), encoderLayers, $"be in 0..{MaxEncoderLayers}",
+                "0 embeds the words alone, 2 ties each word to its phrase");
         var config = new TextConditionConfig { Tokenizer = built.Kind, VocabSize = built.VocabSize, MaxTokens = positions, DropoutProb = dropoutProb, EncoderLayers = encoderLayers }.Validate();
         return (config, built);
     }
