@@ -22,7 +22,7 @@ public static class ApiEndpoints
         {
             var body = await JsonSerializer.DeserializeAsync<GenerateBody>(request.Body, BodyJson, request.HttpContext.RequestAborted)
                 ?? throw new LdmException("the request body is empty; send a JSON object such as {\"model\": \"shapes-class\", \"classes\": [0]}.");
-            var (model, sample) = Check(body, models, options);
+            var (model, sample) = Check(body, models, options, queue);
             var job = queue.Submit(model, sample, SampleRequest.CommandLine(ShownPath(model.Path), sample));
             return Results.Json(JobStatus.Of(job), statusCode: StatusCodes.Status202Accepted);
         });
@@ -65,8 +65,9 @@ public static class ApiEndpoints
     static string Required(string? value, string name) =>
         string.IsNullOrEmpty(value) ? throw new LdmException($"the query parameter '{name}' is missing; GET /api/runs lists the ids.") : value;
 
-    /// <summary>The same checks as <c>ldm sample</c> (<see cref="SampleRequest.Resolve"/>), then this server's caps.</summary>
-    internal static (ModelEntry model, ResolvedSample sample) Check(GenerateBody body, ModelCatalog models, ServerOptions options)
+    /// <summary>The same checks as <c>ldm sample</c> (<see cref="SampleRequest.Resolve"/>), then this server's caps: the
+    /// configured ones, and the images the machine's memory can hold per request (<see cref="GenerationQueue.ImagesThatFit"/>).</summary>
+    internal static (ModelEntry model, ResolvedSample sample) Check(GenerateBody body, ModelCatalog models, ServerOptions options, GenerationQueue queue)
     {
         if (string.IsNullOrWhiteSpace(body.Model)) throw new LdmException("\"model\" is missing; name a model from GET /api/models.");
         var model = models.Find(body.Model);
@@ -90,6 +91,9 @@ public static class ApiEndpoints
             throw new LdmException($"--num {sample.Count} is over this server's cap of {options.MaxImagesPerRequest} images per request; ask for fewer (or start ldm serve with a larger --max-images).");
         if (sample.Options.Steps > options.MaxStepsPerRequest)
             throw new LdmException($"--steps {sample.Options.Steps} is over this server's cap of {options.MaxStepsPerRequest} steps per request; ask for fewer (or start ldm serve with a larger --max-steps).");
+        long fit = queue.ImagesThatFit(model);
+        if (sample.Count > fit)
+            throw new LdmException($"--num {sample.Count} is over what this machine's free memory holds per request now ({fit} images, with room kept for the {options.QueueCapacity} requests the queue may hold); ask for fewer (or start ldm serve with a smaller --queue).");
         return (model, sample);
     }
 

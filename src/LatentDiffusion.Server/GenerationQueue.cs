@@ -41,6 +41,19 @@ public sealed class GenerationQueue : IDisposable
     /// <summary>Requests running now.</summary>
     public int Running { get { lock (_gate) return _lanes.Values.Count(l => l.Running is not null); } }
 
+    /// <summary>
+    /// Images one request for <paramref name="model"/> may ask for in the memory available now: the memory is shared by
+    /// every request the server may hold at once (the queue's capacity, plus one running per model in use), so accepted
+    /// requests never run each other out of memory. Loads the model's pipeline (as its generation would).
+    /// </summary>
+    public long ImagesThatFit(ModelEntry model)
+    {
+        var pipeline = _pipelines.Get(model);
+        int running;
+        lock (_gate) running = _lanes.Count + (_lanes.ContainsKey(model.Path) ? 0 : 1);
+        return pipeline.MaxImagesInMemory() / ((long)_options.QueueCapacity + running);
+    }
+
     /// <summary>Queues a checked request; throws <see cref="QueueFullException"/> when the queue is full.</summary>
     public GenerationJob Submit(ModelEntry model, ResolvedSample sample, string command)
     {

@@ -10,8 +10,8 @@ public sealed record RunGrid(long Step, string File);
 
 /// <summary>
 /// What the runs page shows of one run folder, read from its files alone: the metrics log as columns, the state
-/// (running while the log keeps growing, finished at its step budget, else stopped: failed or interrupted), speed and
-/// time left, the sample grids (<c>samples_STEP.png</c>, an autoencoder's <c>samples/recon_STEP.png</c>) and the
+/// (finished at its step budget; failed or interrupted as the run's <c>status.json</c> says; else running while the log
+/// keeps growing and interrupted when it has stopped growing: a process killed without a word), speed and time left, the sample grids (<c>samples_STEP.png</c>, an autoencoder's <c>samples/recon_STEP.png</c>) and the
 /// settings recorded in its checkpoint. A half-written last line or an unreadable checkpoint is skipped, never an error.
 /// </summary>
 public sealed partial class RunView
@@ -23,8 +23,10 @@ public sealed partial class RunView
 
     public required string Id { get; init; }
     public required string Name { get; init; }
-    /// <summary><c>running</c>, <c>finished</c> or <c>stopped</c>.</summary>
+    /// <summary><c>running</c>, <c>finished</c>, <c>failed</c> or <c>interrupted</c>.</summary>
     public required string State { get; init; }
+    /// <summary>Why a failed run failed (its one-line error).</summary>
+    public string? Error { get; init; }
     public long Step { get; init; }
     public long? TotalSteps { get; init; }
     public double? StepsPerSecond { get; init; }
@@ -75,14 +77,17 @@ public sealed partial class RunView
         // A run logs every few steps; "quiet" is two minutes or five log intervals, whichever is longer.
         var interval = times.Count >= 2 ? times[^1] - times[^2] : TimeSpan.Zero;
         var quiet = interval * 5 > QuietFor ? interval * 5 : QuietFor;
+        var ended = RunStatus.Read(folder.Path);
         string state = total is long budget && last >= budget ? "finished"
-            : updated is DateTime u && now - u < quiet ? "running" : "stopped";
+            : ended is not null ? ended.State
+            : updated is DateTime u && now - u < quiet ? "running" : RunStatus.Interrupted;
         double? left = state == "running" && total is long b && speed is > 0 ? (b - last) / speed : null;
         return new RunView
         {
             Id = folder.Id,
             Name = folder.Id,
             State = state,
+            Error = state == RunStatus.Failed ? ended?.Error : null,
             Step = last,
             TotalSteps = total,
             StepsPerSecond = speed,

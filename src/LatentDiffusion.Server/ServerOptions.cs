@@ -11,9 +11,11 @@ public sealed record ServerOptions
     public string Host { get; init; } = "127.0.0.1";
     /// <summary>The port (0: any free port, as the tests use).</summary>
     public int Port { get; init; } = 5000;
-    /// <summary>Images one request may ask for: a grid of 64 32×32 images is what `ldm sample` makes by default.</summary>
+    /// <summary>Images one request may ask for: a grid of 64 32×32 images is what `ldm sample` makes by default. A request
+    /// must also fit in the free memory it shares with every request the server may hold (GenerationQueue.ImagesThatFit).</summary>
     public int MaxImagesPerRequest { get; init; } = 64;
-    /// <summary>Sampling steps one request may ask for (DDPM's 1000 would hold a model's slot for minutes on a CPU).</summary>
+    /// <summary>Sampling steps one request may ask for. Steps cost time, not memory: DDPM's 1000 would hold a model's slot
+    /// for minutes on a CPU while later requests wait.</summary>
     public int MaxStepsPerRequest { get; init; } = 250;
     /// <summary>Requests waiting (not running) over all models; one more is refused with HTTP 429.</summary>
     public int QueueCapacity { get; init; } = 16;

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using LatentDiffusion.Training;
 
 namespace LatentDiffusion.Server.Tests;
 
@@ -106,17 +107,33 @@ public class FolderSafetyTests : IDisposable
     }
 
     [Fact]
-    public async Task FinishedAndStoppedRunsAreToldApart()
+    public async Task FinishedFailedAndInterruptedRunsAreToldApart()
     {
         string finished = Directory.CreateDirectory(Path.Combine(_runs, "finished")).FullName;
         File.WriteAllText(Path.Combine(finished, "metrics.jsonl"), "{\"step\":100,\"loss\":0.1,\"total_steps\":100}\n");
-        string stopped = Directory.CreateDirectory(Path.Combine(_runs, "stopped")).FullName;
-        File.WriteAllText(Path.Combine(stopped, "metrics.jsonl"), "{\"step\":50,\"loss\":0.1,\"total_steps\":100}\n");
-        File.SetLastWriteTimeUtc(Path.Combine(stopped, "metrics.jsonl"), DateTime.UtcNow.AddHours(-1));
+        string killed = Directory.CreateDirectory(Path.Combine(_runs, "killed")).FullName;
+        File.WriteAllText(Path.Combine(killed, "metrics.jsonl"), "{\"step\":50,\"loss\":0.1,\"total_steps\":100}\n");
+        File.SetLastWriteTimeUtc(Path.Combine(killed, "metrics.jsonl"), DateTime.UtcNow.AddHours(-1));
+
+        // Real runs that end on an error and on a cancel write how they ended; the page reads it from the folder.
+        string failed = Path.Combine(_runs, "failed"), cancelled = Path.Combine(_runs, "cancelled");
+        var diverging = new DiffusionTrainingOptions { Steps = 20, LearningRate = 1e9, GradClip = 0, LogEvery = 1, CheckpointEvery = 5 };
+        Assert.Throws<TrainingDivergedException>(() => TinyRuns.Train(failed, diverging));
+        using (var cancel = new CancellationTokenSource())
+            TinyRuns.Train(cancelled, new DiffusionTrainingOptions { Steps = 50, LogEvery = 1, CheckpointEvery = 5 }, cancel, cancelAfter: 3);
+        Assert.Equal(RunStatus.Failed, RunStatus.Read(failed)!.State);
+        Assert.Equal((RunStatus.Interrupted, 3L), (RunStatus.Read(cancelled)!.State, RunStatus.Read(cancelled)!.Step));
 
         await using var server = await TestServer.InProcess(new ServerOptions { RunFolders = [_runs] });
         var runs = (await server.Client.GetFromJsonAsync<JsonElement>("/api/runs")).GetProperty("runs").EnumerateArray()
             .ToDictionary(r => r.GetProperty("id").GetString()!, r => r.GetProperty("state").GetString());
-        Assert.Equal(("finished", "stopped", "running"), (runs["0/finished"], runs["0/stopped"], runs["0/run-a"]));
+        Assert.Equal(("finished", "interrupted", "running"), (runs["0/finished"], runs["0/killed"], runs["0/run-a"]));
+        Assert.Equal(("failed", "interrupted"), (runs["0/failed"], runs["0/cancelled"]));
+        var detail = await server.Client.GetFromJsonAsync<JsonElement>("/api/run?id=0/failed");
+        Assert.Contains("training stopped", detail.GetProperty("error").GetString());
+
+        // Resuming the cancelled run removes the old status: it is running (here: finished) again.
+        TinyRuns.Train(cancelled, new DiffusionTrainingOptions { Steps = 6, LogEvery = 1, CheckpointEvery = 5 });
+        Assert.Null(RunStatus.Read(cancelled));
     }
 }

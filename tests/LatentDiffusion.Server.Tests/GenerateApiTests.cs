@@ -112,6 +112,22 @@ public class GenerateApiTests
     }
 
     [Fact]
+    public async Task ImagesPerRequestAreCappedByTheMemoryEveryHeldRequestShares()
+    {
+        // A queue of a billion requests leaves each about 20 bytes of this machine's memory: not one 32x32 image fits,
+        // though the configured cap (64) allows it. The normal server accepts the same request.
+        await using var crowded = await TestServer.InProcess(Shipped with { QueueCapacity = 1_000_000_000 });
+        using var response = await crowded.Client.PostAsJsonAsync("/api/generate", new { model = "shapes-class", classes = new[] { 1 }, num = 1, steps = 2 });
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("--num 1 is over what this machine's free memory holds per request now (0 images",
+            (await response.Content.ReadFromJsonAsync<JsonElement>()).Error());
+
+        await using var server = await TestServer.InProcess(Shipped);
+        var (status, _) = await ApiClient.Generate(server.Client, new { model = "shapes-class", classes = new[] { 1 }, num = 64, steps = 2 });
+        Assert.Equal(HttpStatusCode.Accepted, status);
+    }
+
+    [Fact]
     public async Task UnknownJobAndImageAre404()
     {
         await using var server = await TestServer.InProcess(Shipped);

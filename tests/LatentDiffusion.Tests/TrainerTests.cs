@@ -174,13 +174,26 @@ public sealed class TrainerTests(ITestOutputHelper output) : IDisposable
             output.WriteLine(e.Message);
             Assert.Contains("step 6", e.Message);
             Assert.Contains("LearningRate", e.Message);
+            Assert.Contains("last good checkpoint", e.Message);
         }
+        Assert.Equal((RunStatus.Failed, 5L), (RunStatus.Read(run)!.State, RunStatus.Read(run)!.Step));
         string checkpoint = Path.Combine(run, DiffusionTrainer.CheckpointFile);
         Assert.Equal(lastSaved, File.ReadAllBytes(checkpoint));
         using (var file = SafetensorsFile.Open(checkpoint))
             Assert.Equal("4", file.Metadata["ldm.train.step"]);
         Assert.Equal([1L, 2, 3, 4, 5], LoggedSteps(run));
         AssertNoTempFiles(run);
+    }
+
+    [Fact]
+    public void NonFiniteLossBeforeTheFirstCheckpoint_PromisesNoCheckpoint()
+    {
+        string run = NewRunDir();
+        using var trainer = new DiffusionTrainer(Info(), new PoisonedData(goodBatches: 1), Options(10) with { CheckpointEvery = 5 }, run);
+        var e = Assert.Throws<TrainingDivergedException>(() => trainer.Run());
+        Assert.Contains("step 2", e.Message);
+        Assert.DoesNotContain("checkpoint", e.Message);
+        Assert.False(File.Exists(Path.Combine(run, DiffusionTrainer.CheckpointFile)));
     }
 
     [Fact]

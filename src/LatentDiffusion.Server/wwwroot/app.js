@@ -196,6 +196,7 @@ async function showRun(id) {
   $("run-state").append(st, ` — step ${run.step}${run.totalSteps ? " of " + run.totalSteps : ""}`
     + (run.stepsPerSecond ? `, ${run.stepsPerSecond} steps/s` : "") + (run.secondsLeft != null ? `, ${duration(run.secondsLeft)} left` : "")
     + (run.updated ? `, last logged ${new Date(run.updated).toLocaleString()}` : ""));
+  if (run.error) { const why = document.createElement("div"); why.className = "run-error"; why.textContent = run.error; $("run-state").append(why); }
   const charts = $("run-charts");
   charts.innerHTML = "";
   const keys = Object.keys(run.metrics).filter(k => !NOT_CURVES.has(k));

@@ -11,7 +11,8 @@ namespace LatentDiffusion.Training;
 /// The training loop shared by every trainer: step count, learning-rate schedule, metrics log, checkpoints and resume.
 /// The trainer (an <see cref="ITrainable"/>) supplies the models, the optimizer state and one step function.
 /// <para>A run folder holds <c>checkpoint.safetensors</c> (the trainer's state, the step, the run's settings; written
-/// atomically), <c>metrics.jsonl</c> and whatever model file the trainer publishes. When the folder already holds a
+/// atomically), <c>metrics.jsonl</c>, <c>status.json</c> after a run that failed or was cancelled (<see cref="RunStatus"/>)
+/// and whatever model file the trainer publishes. When the folder already holds a
 /// checkpoint the run resumes from it (<see cref="ResumedFromStep"/>), provided it asks for the same settings (or the
 /// trainer allows changed ones, listed in <see cref="ChangedSettings"/>); a run
 /// whose step budget is reached is <see cref="IsFinished"/> and a larger budget continues it. Without a run folder
@@ -146,14 +147,25 @@ internal sealed class TrainingRun : IDisposable
     /// </summary>
     public void Run(Action<TrainingProgress>? onProgress = null, CancellationToken cancel = default, Action<long>? afterStep = null)
     {
-        while (!IsFinished && !AnyRank(cancel.IsCancellationRequested))
+        if (RunDir != null) RunStatus.Clear(RunDir);
+        try
         {
-            var values = StepOnce();
-            onProgress?.Invoke(new TrainingProgress(Step, Schedule.Steps, values["loss"], StepsPerSecond, LearningRate, values));
-            if (Step % Schedule.CheckpointEvery == 0 || IsFinished) SaveCheckpoint();
-            afterStep?.Invoke(Step);
+            while (!IsFinished && !AnyRank(cancel.IsCancellationRequested))
+            {
+                var values = StepOnce();
+                onProgress?.Invoke(new TrainingProgress(Step, Schedule.Steps, values["loss"], StepsPerSecond, LearningRate, values));
+                if (Step % Schedule.CheckpointEvery == 0 || IsFinished) SaveCheckpoint();
+                afterStep?.Invoke(Step);
+            }
+            if (Step != _lastCheckpoint) SaveCheckpoint();
         }
-        if (Step != _lastCheckpoint) SaveCheckpoint();
+        catch (Exception e) when (RunDir != null && e is not OperationCanceledException)
+        {
+            // Readers of the folder alone (ldm serve) can then tell a failed run from one that was stopped.
+            RunStatus.Write(RunDir, RunStatus.Failed, Step, e.Message);
+            throw;
+        }
+        if (RunDir != null && !IsFinished) RunStatus.Write(RunDir, RunStatus.Interrupted, Step, null);
     }
 
     /// <summary>One step with the scheduled learning rate and the metrics log, without a checkpoint.</summary>
@@ -164,7 +176,8 @@ internal sealed class TrainingRun : IDisposable
         var values = _trainee.TrainStep(Step, lr);
         foreach (var (name, value) in values)
             if (!double.IsFinite(value))
-                throw new TrainingDivergedException($"the {name} became {value.ToString(CultureInfo.InvariantCulture)}", Step + 1, RunDir, _divergenceAdvice);
+                throw new TrainingDivergedException($"the {name} became {value.ToString(CultureInfo.InvariantCulture)}", Step + 1,
+                    _lastCheckpoint > 0 ? RunDir : null, _divergenceAdvice);   // name the folder only when it holds a checkpoint to go back to
         Step++;
         _stepsTimed++;
         LearningRate = lr;
@@ -211,7 +224,8 @@ internal sealed class TrainingRun : IDisposable
             // the last good checkpoint with weights nobody can resume from or sample.
             var bad = _trainee.Weights().FirstOrDefault(w => !w.weight.isfinite().all().item<bool>()).name;
             if (AnyRank(bad is not null))
-                throw new TrainingDivergedException($"the weight '{bad ?? "(on another rank)"}' became non-finite", Step, RunDir, _divergenceAdvice);
+                throw new TrainingDivergedException($"the weight '{bad ?? "(on another rank)"}' became non-finite", Step,
+                    _lastCheckpoint > 0 ? RunDir : null, _divergenceAdvice);
             if (RunDir != null)
             {
                 var meta = new Dictionary<string, string>(_trainee.CheckpointMetadata)
