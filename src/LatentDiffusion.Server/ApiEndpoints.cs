@@ -23,7 +23,7 @@ public static class ApiEndpoints
             var body = await JsonSerializer.DeserializeAsync<GenerateBody>(request.Body, BodyJson, request.HttpContext.RequestAborted)
                 ?? throw new LdmException("the request body is empty; send a JSON object such as {\"model\": \"shapes-class\", \"classes\": [0]}.");
             var (model, sample) = Check(body, models, options, queue);
-            var job = queue.Submit(model, sample, SampleRequest.CommandLine(ShownPath(model.Path), sample));
+            var job = queue.Submit(model, sample, SampleRequest.CommandLine(ShownPath(model.Path, options.CommandFolder ?? Environment.CurrentDirectory), sample));
             return Results.Json(JobStatus.Of(job), statusCode: StatusCodes.Status202Accepted);
         });
         app.MapGet("/api/jobs/{id}", (string id) => JobStatus.Of(queue.Find(id)));
@@ -97,10 +97,10 @@ public static class ApiEndpoints
         return (model, sample);
     }
 
-    /// <summary>The model path as the command shows it: relative to the server's working folder when inside it.</summary>
-    static string ShownPath(string path)
+    /// <summary>The model path as the command shows it: relative to <paramref name="folder"/> (where the command is meant to run) when inside it.</summary>
+    static string ShownPath(string path, string folder)
     {
-        string relative = Path.GetRelativePath(Environment.CurrentDirectory, path);
+        string relative = Path.GetRelativePath(folder, path);
         return relative.StartsWith("..", StringComparison.Ordinal) || Path.IsPathRooted(relative) ? Path.GetFullPath(path) : relative;
     }
 

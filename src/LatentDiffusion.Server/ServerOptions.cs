@@ -21,6 +21,9 @@ public sealed record ServerOptions
     public int QueueCapacity { get; init; } = 16;
     /// <summary>Finished generations kept for download; older ones are dropped so memory stays flat.</summary>
     public int KeptResults { get; init; } = 32;
+    /// <summary>The folder the page's <c>ldm sample</c> commands are meant to run from: model paths inside it are shown
+    /// relative to it (null: the server's working folder, where <c>ldm serve</c> was started).</summary>
+    public string? CommandFolder { get; init; }
     /// <summary>Where the models run (null: the CPU).</summary>
     public TorchSharp.torch.Device? Device { get; init; }
     /// <summary>Images per model batch: ldm sample's default, so the command shown needs no --batch-size and times compare.</summary>

@@ -26,7 +26,8 @@ public class BrowserTests : IDisposable
     [Fact]
     public async Task GenerateAGridThenCancelALongGeneration()
     {
-        await using var server = await TestServer.OnLoopback(new ServerOptions { ModelFolders = [TestPaths.Models], RunFolders = [_runs] });
+        // Commands as `./ldm serve` started in the checkout shows them (the screenshot goes into docs/serve.md).
+        await using var server = await TestServer.OnLoopback(new ServerOptions { ModelFolders = [TestPaths.Models], RunFolders = [_runs], CommandFolder = TestPaths.Root });
         using var browser = Chromium.Start();
         browser.Navigate().GoToUrl(new Uri(server.BaseAddress, "/#generate"));
 
@@ -43,7 +44,7 @@ public class BrowserTests : IDisposable
         browser.Until(d => (bool)((IJavaScriptExecutor)d).ExecuteScript("const g = document.getElementById('grid'); return !document.getElementById('result').hidden && g.complete && g.naturalWidth > 0;"),
             "the generated grid to appear", seconds: 120);
         Assert.Equal(8, browser.FindElements(By.CssSelector("#singles img")).Count);
-        Assert.StartsWith("ldm sample --model ", browser.FindElement(By.Id("command")).Text);
+        Assert.StartsWith("ldm sample --model models/shapes-class.safetensors ", browser.FindElement(By.Id("command")).Text);
         Assert.Contains("--classes 0,3,6,9 --num 8 --sampler ddim --steps 20", browser.FindElement(By.Id("command")).Text);
         Assert.Equal("", browser.FindElement(By.Id("error")).Text);
         browser.Screenshot("generate.png");
