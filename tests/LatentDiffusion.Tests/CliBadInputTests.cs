@@ -459,6 +459,10 @@ public sealed class CliBadInputTests : IDisposable
     {
         var shapes = Cli.Grammar.DataSetSpec.Parse("shapes-text:count=2000,seed=3", "--data");
         Assert.Equal((Cli.Grammar.DataSetKind.ShapesText, 2000, 3), (shapes.Kind, shapes.Count!.Value, shapes.Seed!.Value));
+        Assert.Null(shapes.TwoShapePercent);
+        Assert.Equal(80, Cli.Grammar.DataSetSpec.Parse("shapes-text:two=80", "--data").TwoShapePercent);
+        Assert.Contains("0 to 100", Assert.Throws<LdmException>(() => Cli.Grammar.DataSetSpec.Parse("shapes-text:two=101", "--data")).Message);
+        Assert.Contains("unknown parameter 'two=80'", Assert.Throws<LdmException>(() => Cli.Grammar.DataSetSpec.Parse("shapes:two=80", "--data")).Message);
         var test = Cli.Grammar.DataSetSpec.Parse("fashion-mnist:test,dir=/data/fm", "--data");
         Assert.Equal((Cli.Grammar.DataSetKind.FashionMnist, false, "/data/fm"), (test.Kind, test.Train, test.FashionMnistFolder));
         Assert.True(Cli.Grammar.DataSetSpec.Parse("fashion-mnist", "--data").Train);

@@ -406,6 +406,20 @@ public class DatasetTests
     }
 
     [Fact]
+    public void TheShareOfTwoShapeImagesIsASettingWhoseDefaultKeepsTheOldDraws()
+    {
+        int Twos(ShapeSpec[][] scenes) => scenes.Count(s => s.Length == 2);
+        var byDefault = ShapesDataset.GenerateScenes(1000, seed: 5, text: true);
+        Assert.Equal(byDefault.Select(ShapesDataset.Caption), ShapesDataset.GenerateScenes(1000, seed: 5, text: true, twoShapePercent: 50).Select(ShapesDataset.Caption));
+        Assert.InRange(Twos(ShapesDataset.GenerateScenes(1000, seed: 5, text: true, twoShapePercent: 90)), 860, 940);
+        Assert.Equal(0, Twos(ShapesDataset.GenerateScenes(200, seed: 5, text: true, twoShapePercent: 0)));
+        Assert.Equal(200, Twos(ShapesDataset.GenerateScenes(200, seed: 5, text: true, twoShapePercent: 100)));
+        Assert.Throws<LdmOptionException>(() => ShapesDataset.GenerateScenes(10, seed: 5, text: true, twoShapePercent: 101));
+        using var data = ShapesDataset.Generate(8, seed: 5, text: true, twoShapePercent: 90);
+        Assert.Equal("shapes(text, seed=5, two=90%)", data.Source);
+    }
+
+    [Fact]
     public void TwoShapeImagesNeverOverlap()
     {
         var scenes = ShapesDataset.GenerateScenes(300, seed: 3, text: true);

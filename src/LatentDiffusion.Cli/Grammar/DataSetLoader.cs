@@ -13,7 +13,8 @@ public static class DataSetLoader
     public static ImageDataset Load(DataSetSpec spec, int defaultCount, long defaultSeed, int size, int channels, bool skipUnreadable = false) => spec.Kind switch
     {
         DataSetKind.Shapes or DataSetKind.ShapesText =>
-            ShapesDataset.Generate(spec.Count ?? defaultCount, spec.Seed ?? (int)(defaultSeed & 0x7FFFFFFF), text: spec.Kind == DataSetKind.ShapesText),
+            ShapesDataset.Generate(spec.Count ?? defaultCount, spec.Seed ?? (int)(defaultSeed & 0x7FFFFFFF), text: spec.Kind == DataSetKind.ShapesText,
+                spec.TwoShapePercent ?? ShapesDataset.DefaultTwoShapePercent),
         DataSetKind.FashionMnist => FashionMnist.Load(spec.FashionMnistFolder, spec.Train),
         DataSetKind.ImageFolder or DataSetKind.CaptionedFolder => FolderDataset.Load(spec.Path!, size, channels, ResizeFilter.Bicubic, skipUnreadable),
         _ => throw new LdmException($"'{spec.Text}' is not a set of images; give {DataSetSpec.Syntax} without the cache or .npz."),

@@ -29,16 +29,18 @@ public enum DataSetKind
 /// One data set named on the command line, the same grammar for every flag that reads data (<c>--data</c>,
 /// <c>--samples</c>, <c>--reference</c>): a built-in set <c>NAME[:PARAM,PARAM...]</c> or a path.
 /// <list type="bullet">
-/// <item><c>shapes</c>, <c>shapes-text</c> with <c>count=N</c> and <c>seed=S</c> (defaults: the command's);</item>
+/// <item><c>shapes</c>, <c>shapes-text</c> with <c>count=N</c> and <c>seed=S</c> (defaults: the command's), and for
+/// <c>shapes-text</c> <c>two=P</c>, the percent of images with two shapes (default 50);</item>
 /// <item><c>fashion-mnist</c> with the split <c>train</c> (default) or <c>test</c> and <c>dir=FOLDER</c> (default Debian's);</item>
 /// <item>a folder (class subfolders, or a <c>metadata.jsonl</c>), a latent cache folder, or an .npz of samples or statistics.</item>
 /// </list>
 /// A path that looks like a built-in name is written with a directory part (<c>./shapes</c>).
 /// </summary>
-public sealed record DataSetSpec(DataSetKind Kind, string Text, string? Path = null, bool Train = true, int? Count = null, int? Seed = null)
+public sealed record DataSetSpec(DataSetKind Kind, string Text, string? Path = null, bool Train = true, int? Count = null, int? Seed = null,
+    int? TwoShapePercent = null)
 {
     /// <summary>The grammar in one line, for help texts and errors.</summary>
-    public const string Syntax = "shapes[:count=N,seed=S], shapes-text[:...], fashion-mnist[:train|test][,dir=FOLDER], a folder (one subfolder per class, or a metadata.jsonl), a latent cache (ldm encode) or an .npz";
+    public const string Syntax = "shapes[:count=N,seed=S], shapes-text[:count=N,seed=S,two=P], fashion-mnist[:train|test][,dir=FOLDER], a folder (one subfolder per class, or a metadata.jsonl), a latent cache (ldm encode) or an .npz";
 
     /// <summary>The built-in sets by name.</summary>
     static readonly Dictionary<string, DataSetKind> BuiltIn = new(StringComparer.OrdinalIgnoreCase)
@@ -87,6 +89,7 @@ public sealed record DataSetSpec(DataSetKind Kind, string Text, string? Path = n
             {
                 (DataSetKind.Shapes or DataSetKind.ShapesText, "count", false) => result with { Count = Positive(value, flag, spec, "count", min: 1) },
                 (DataSetKind.Shapes or DataSetKind.ShapesText, "seed", false) => result with { Seed = Positive(value, flag, spec, "seed", min: 0) },
+                (DataSetKind.ShapesText, "two", false) => result with { TwoShapePercent = Percent(value, flag, spec, "two") },
                 (DataSetKind.FashionMnist, "train" or "test", true) => result with { Train = key == "train" },
                 (DataSetKind.FashionMnist, "split", false) when value is "train" or "test" => result with { Train = value == "train" },
                 (DataSetKind.FashionMnist, "dir", false) when value.Length > 0 => result with { Path = value },
@@ -110,10 +113,16 @@ public sealed record DataSetSpec(DataSetKind Kind, string Text, string? Path = n
         throw new LdmException($"{flag} '{spec}' has {key}={value}; {key} must be a whole number of at least {min}; write e.g. shapes:count=2000,seed=3.");
     }
 
+    static int Percent(string value, string flag, string spec, string key)
+    {
+        if (int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n <= 100) return n;
+        throw new LdmException($"{flag} '{spec}' has {key}={value}; {key} is a percent, a whole number from 0 to 100; write e.g. shapes-text:two=80.");
+    }
+
     /// <summary>The parameters a built-in set takes.</summary>
     static string SyntaxOf(DataSetKind kind) => kind == DataSetKind.FashionMnist
         ? "fashion-mnist, fashion-mnist:test or fashion-mnist:train,dir=FOLDER"
-        : $"{(kind == DataSetKind.Shapes ? "shapes" : "shapes-text")}:count=N,seed=S (either or both)";
+        : kind == DataSetKind.Shapes ? "shapes:count=N,seed=S (either or both)" : "shapes-text:count=N,seed=S,two=P (any of them)";
 
     static LdmException Error(string flag, string spec, string problem) =>
         new($"{flag} '{spec}' {problem}; write {Syntax}.");

@@ -78,16 +78,22 @@ public static partial class ShapesDataset
             "use fewer images");
     }
 
-    /// <summary>The shapes of <paramref name="count"/> images, deterministic from <paramref name="seed"/>.</summary>
-    public static ShapeSpec[][] GenerateScenes(int count, int seed, bool text)
+    /// <summary>Percent of text-form images with two shapes unless told otherwise.</summary>
+    public const int DefaultTwoShapePercent = 50;
+
+    /// <summary>The shapes of <paramref name="count"/> images, deterministic from <paramref name="seed"/>; in the text
+    /// form <paramref name="twoShapePercent"/> percent of them (on average) hold two shapes.</summary>
+    public static ShapeSpec[][] GenerateScenes(int count, int seed, bool text, int twoShapePercent = DefaultTwoShapePercent)
     {
         if (count < 0) throw new LdmException($"shapes count must be zero or positive, got {count}.");
+        if (twoShapePercent is < 0 or > 100) throw new LdmOptionException(nameof(ShapesDataset), "TwoShapePercent", twoShapePercent, "be 0 to 100");
         var rng = new Random(seed);
         var scenes = new ShapeSpec[count][];
         var positions = Enum.GetValues<ShapePosition>();
         for (int i = 0; i < count; i++)
         {
-            bool two = text && rng.Next(2) == 1;
+            // The default keeps the draws of the data sets (and shipped models) made before the share was a setting.
+            bool two = text && (twoShapePercent == DefaultTwoShapePercent ? rng.Next(2) == 1 : rng.Next(100) < twoShapePercent);
             if (!two)
             {
                 scenes[i] = [RandomShape(rng, (ShapePosition)rng.Next(9))];
@@ -109,10 +115,10 @@ public static partial class ShapesDataset
     /// <paramref name="count"/> images as an <see cref="ImageDataset"/> (uint8 (N, 3, 32, 32), labels, captions,
     /// <see cref="ClassNames"/>), deterministic from <paramref name="seed"/>.
     /// </summary>
-    public static ImageDataset Generate(int count, int seed, bool text)
+    public static ImageDataset Generate(int count, int seed, bool text, int twoShapePercent = DefaultTwoShapePercent)
     {
         CheckFitsInMemory(count);
-        var scenes = GenerateScenes(count, seed, text);
+        var scenes = GenerateScenes(count, seed, text, twoShapePercent);
         const int plane = ImageSize * ImageSize;
         var chw = new byte[(long)count * 3 * plane];
         for (int i = 0; i < count; i++)
@@ -127,7 +133,7 @@ public static partial class ShapesDataset
         return new ImageDataset(
             torch.tensor(chw, new long[] { count, 3, ImageSize, ImageSize }, dtype: ScalarType.Byte, device: torch.CPU),
             torch.tensor(labels, ScalarType.Int64, device: torch.CPU), captions, ClassNames,
-            $"shapes({(text ? "text" : "class")}, seed={seed})");
+            $"shapes({(text ? "text" : "class")}, seed={seed}{(text && twoShapePercent != DefaultTwoShapePercent ? $", two={twoShapePercent}%" : "")})");
     }
 
     /// <summary>Draws shapes on a white 32 × 32 RGB image (later shapes over earlier ones, though they never overlap).</summary>
