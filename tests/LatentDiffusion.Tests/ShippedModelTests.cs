@@ -42,6 +42,8 @@ public class ShippedModelTests
             Assert.Equal(1.0, pipe.DefaultOptions.GuidanceScale);
             var r = ShapesEvaluation.Run(pipe, 8, pipe.DefaultOptions with { Seed = 0, BatchSize = 96 });
             Assert.True(r.Accuracy >= 0.95, $"kind and colour right in {r.Accuracy:P1} of {r.Images} samples: {string.Join(", ", r.PerGroup.Select(kv => $"{kv.Key} {kv.Value:P0}"))}");
+            // The first stage alone keeps every shape of the class data.
+            Assert.True(r.ReconstructionAccuracy >= 0.95, $"the autoencoder's reconstructions right in {r.ReconstructionAccuracy:P1}");
         }
     }
 
@@ -53,6 +55,11 @@ public class ShippedModelTests
         {
             var r = ShapesEvaluation.Run(pipe, 40, new SamplingOptions { Steps = 50, GuidanceScale = 4.0, Seed = 0, BatchSize = 80 });
             Assert.True(r.Accuracy >= 0.80, $"one-shape prompts right in {r.Accuracy:P1} (kind and colour {r.KindAndColourAccuracy:P1}); two-shape {r.TwoShapeAccuracy:P1}");
+            // The autoencoder is the ceiling: one-shape scenes survive it, and no more two-shape samples are right than
+            // two-shape scenes survive it (up to sampling noise on 40 prompts).
+            Assert.True(r.ReconstructionAccuracy >= 0.95, $"one-shape scenes right after the autoencoder in {r.ReconstructionAccuracy:P1}");
+            Assert.True(r.TwoShapeAccuracy <= r.ReconstructionTwoShapeAccuracy + 0.15,
+                $"two-shape samples right in {r.TwoShapeAccuracy:P1}, the autoencoder's reconstructions in {r.ReconstructionTwoShapeAccuracy:P1}");
         }
     }
 

@@ -62,6 +62,10 @@ public static class CheckShapesCommand
                 if (result.TwoShapeAccuracy is { } two) table.AddRow("two-shape prompts right", $"{100 * two:F1} %");
                 if (result.Condition == "text") table.AddRow("one-shape prompts, kind and colour right", $"{100 * result.KindAndColourAccuracy:F1} %");
                 foreach (var (group, acc) in result.PerGroup) table.AddRow(Markup.Escape(group), $"{100 * acc:F0} %");
+                if (result.ReconstructionAccuracy is { } ceiling)
+                    table.AddRow(result.Condition == "class" ? "the autoencoder alone: reconstructions right" : "the autoencoder alone: one-shape scenes right", $"{100 * ceiling:F1} %");
+                if (result.ReconstructionTwoShapeAccuracy is { } twoCeiling)
+                    table.AddRow("the autoencoder alone: two-shape scenes right", $"{100 * twoCeiling:F1} %");
                 table.AddRow("sampling", $"{SamplerNames.Of(options.Sampler)} {options.Steps} steps, guidance {options.GuidanceScale}, seed {options.Seed}, {result.Seconds:F1} s");
                 AnsiConsole.Write(table);
                 if (p.GetValue(output) is { } outPath)
