@@ -40,7 +40,7 @@ public static class TrainCommand
         var tokenizer = new Option<string>("--text-tokenizer") { Description = "Text models: word (vocabulary of the training captions) or gpt2 (GPT-2 BPE).", DefaultValueFactory = _ => "word" };
         var maxTokens = new Option<int?>("--max-text-tokens") { Description = "Text models: token positions per caption (default: the longest training caption)." };
         var captionDropout = new Option<double>("--caption-dropout") { Description = "Text models: probability of training on the empty caption (for guidance).", DefaultValueFactory = _ => 0.1 };
-        var encoderLayers = new Option<int>("--text-encoder-layers") { Description = "Text models: self-attention layers over the caption alone before it meets the image (0: word and position embeddings only). 2 ties each word to its phrase, which captions naming two objects need (docs/results.md)." };
+        var encoderLayers = new Option<int>("--text-encoder-layers") { Description = "Text models: self-attention layers over the caption alone before it meets the image (0: word and position embeddings only). With layers each word can take in the rest of its phrase before the denoiser sees it, as LDM's BERT and U-ViT's CLIP (docs/text.md)." };
         var numImages = CommonOptions.Deprecated<int>("--num-images");
         var imageSize = new Option<int?>("--image-size") { Description = "Resize folder images to this size (default: 32)." };
         var channels = new Option<int?>("--channels") { Description = "1 (grayscale) or 3 (RGB) for folder images (default 3)." };

@@ -67,7 +67,7 @@ public sealed record TextConditionConfig
                 "the longest training caption has that many tokens; raise it or leave it out");
         if (encoderLayers < 0 || encoderLayers > MaxEncoderLayers)
             throw new LdmOptionException(nameof(TextConditionConfig), nameof(EncoderLayers), encoderLayers, $"be in 0..{MaxEncoderLayers}",
-                "0 embeds the words alone, 2 ties each word to its phrase");
+                "0 embeds the words alone; 2 is a small caption encoder");
         var config = new TextConditionConfig { Tokenizer = built.Kind, VocabSize = built.VocabSize, MaxTokens = positions, DropoutProb = dropoutProb, EncoderLayers = encoderLayers }.Validate();
         return (config, built);
     }
