@@ -48,7 +48,8 @@ public sealed class GenerationQueue : IDisposable
     /// </summary>
     public long ImagesThatFit(ModelEntry model)
     {
-        var pipeline = _pipelines.Get(model);
+        // Peek, not Get: this runs on request threads, beside the lane that may be sampling with the pipeline.
+        var pipeline = _pipelines.Peek(model);
         int running;
         lock (_gate) running = _lanes.Count + (_lanes.ContainsKey(model.Path) ? 0 : 1);
         return pipeline.MaxImagesInMemory() / ((long)_options.QueueCapacity + running);
