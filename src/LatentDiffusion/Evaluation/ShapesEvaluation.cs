@@ -54,7 +54,7 @@ public static class ShapesEvaluation
                 c => ShapesDataset.ClassNames[c], c => (double)Enumerable.Range(0, labels.Count).Count(i => labels[i] == c && report.PerImage[i]) / count);
             // The class checker asks only kind and colour, so any scene of the class serves as the autoencoder's input.
             var classScenes = Enumerable.Range(0, labels.Count).Select(i => new[] { ClassScene(labels[i], i) }).ToList();
-            double? classCeiling = pipeline.Autoencoder is { } classAe ? ReconstructedRight(classAe, classScenes, classAsked, checkLayout: false, 0, labels.Count) : null;
+            double? classCeiling = pipeline.Autoencoder is { } classAe ? ReconstructedRight(classAe, classScenes, classAsked, checkLayout: false) : null;
             return new ShapesEvaluationResult("class", labels.Count, report.Accuracy, report.KindAndColourAccuracy, null, perClass, clock.Elapsed.TotalSeconds,
                 classCeiling);
         }
@@ -75,8 +75,8 @@ public static class ShapesEvaluation
         double? oneCeiling = null, twoCeiling = null;
         if (pipeline.Autoencoder is { } ae)
         {
-            oneCeiling = ReconstructedRight(ae, asked, asked, checkLayout: true, 0, count);
-            twoCeiling = ReconstructedRight(ae, asked, asked, checkLayout: true, count, count);
+            oneCeiling = ReconstructedRight(ae, one, one, checkLayout: true);
+            twoCeiling = ReconstructedRight(ae, two, two, checkLayout: true);
         }
         return new ShapesEvaluationResult("text", asked.Count, oneAcc, kc.Accuracy, twoAcc,
             new Dictionary<string, double>
@@ -95,20 +95,21 @@ public static class ShapesEvaluation
         return new ShapeSpec(kind, colour, (ShapeSize)(index % 2), (ShapePosition)(index / 2 % 9));
     }
 
-    /// <summary>Fraction of <paramref name="scenes"/>[start, start + n) the checker still finds right after the autoencoder.</summary>
-    static double ReconstructedRight(Autoencoders.AutoencoderKL autoencoder, IReadOnlyList<ShapeSpec[]> scenes, IReadOnlyList<ShapeSpec[]> asked,
-        bool checkLayout, int start, int n)
+    /// <summary>Fraction of <paramref name="drawn"/> (drawn exactly, then through the autoencoder) the checker finds showing <paramref name="asked"/>.</summary>
+    static double ReconstructedRight(Autoencoders.AutoencoderKL autoencoder, IReadOnlyList<ShapeSpec[]> drawn, IReadOnlyList<ShapeSpec[]> asked,
+        bool checkLayout)
     {
         using var scope = TorchSharp.torch.NewDisposeScope();
         using var noGrad = TorchSharp.torch.no_grad();
         autoencoder.eval();
-        var pixels = scenes.Skip(start).Take(n).Select(s => ShapesDataset.Render(s).Data).ToArray();
+        int n = drawn.Count;
+        var pixels = drawn.Select(s => ShapesDataset.Render(s).Data).ToArray();
         int size = ShapesDataset.ImageSize;
         var hwc = TorchSharp.torch.tensor(pixels.SelectMany(p => p).ToArray(), [n, size, size, 3], TorchSharp.torch.ScalarType.Byte);
         var images = hwc.permute(0, 3, 1, 2).to(TorchSharp.torch.ScalarType.Float32).div(127.5).sub(1.0);
         var parts = new List<TorchSharp.torch.Tensor>();
         for (long i = 0; i < n; i += 64)
             parts.Add(autoencoder.forward(images.narrow(0, i, Math.Min(64, n - i))).to(TorchSharp.torch.ScalarType.Float32).cpu());
-        return ShapesChecker.Check(TorchSharp.torch.cat(parts, 0), asked.Skip(start).Take(n).ToList(), checkLayout).Accuracy;
+        return ShapesChecker.Check(TorchSharp.torch.cat(parts, 0), asked, checkLayout).Accuracy;
     }
 }

@@ -80,20 +80,13 @@ internal sealed class TextEncoder : nn.Module
     public void InitializeWeights(Generator generator)
     {
         using var noGrad = torch.no_grad();
-        foreach (var p in new[] { token_embedding.weight!, PositionEmbedding, NullEmbedding })
-        {
-            using var values = torch.empty(p.shape, ScalarType.Float32, torch.CPU).normal_(0, 0.02, generator);   // CPU draw, copied to p's device
-            p.copy_(values);
-        }
+        foreach (var p in new[] { token_embedding.weight!, PositionEmbedding, NullEmbedding }) DiffusionTransformer.Normal(p, 0.02, generator);
         if (layers is null) return;
         foreach (var module in layers.modules())
         {
             if (module is Linear linear)
             {
-                long fanOut = linear.weight!.shape[0], fanIn = linear.weight.shape[1];
-                double bound = Math.Sqrt(6.0 / (fanIn + fanOut));
-                using var values = torch.empty(linear.weight.shape, ScalarType.Float32, torch.CPU).uniform_(-bound, bound, generator);
-                linear.weight.copy_(values);
+                DiffusionTransformer.XavierUniform(linear.weight!, generator);
                 linear.bias?.zero_();
             }
             else if (module is LayerNorm layerNorm)
@@ -102,11 +95,7 @@ internal sealed class TextEncoder : nn.Module
                 layerNorm.bias?.zero_();
             }
         }
-        foreach (var output in layers.SelectMany(l => l.ResidualOutputs))
-        {
-            output.weight!.zero_();
-            output.bias?.zero_();
-        }
+        foreach (var output in layers.SelectMany(l => l.ResidualOutputs)) DiffusionTransformer.ZeroLinear(output);
         norm!.weight!.fill_(1);
         norm.bias!.zero_();
     }

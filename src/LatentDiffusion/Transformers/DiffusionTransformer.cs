@@ -385,7 +385,7 @@ public sealed class DiffusionTransformer : DenoiserNetwork
         text_embedder?.InitializeWeights(generator);
     }
 
-    static void ZeroLinear(Linear linear)
+    internal static void ZeroLinear(Linear linear)
     {
         linear.weight!.zero_();
         linear.bias?.zero_();
@@ -393,7 +393,7 @@ public sealed class DiffusionTransformer : DenoiserNetwork
 
     /// <summary>U(−a, a), a = sqrt(6 / (fan_in + fan_out)), fans of the 2-D (out, in·…) view. Drawn in float32 on the CPU
     /// with our generator, so the result does not depend on the parameter's device or dtype.</summary>
-    static void XavierUniform(Tensor weight, Generator generator)
+    internal static void XavierUniform(Tensor weight, Generator generator)
     {
         long fanOut = weight.shape[0];
         long fanIn = weight.NumberOfElements / fanOut;
@@ -402,7 +402,8 @@ public sealed class DiffusionTransformer : DenoiserNetwork
         weight.copy_(values);
     }
 
-    static void Normal(Tensor weight, double std, Generator generator)
+    /// <summary>N(0, std²), drawn like <see cref="XavierUniform"/>.</summary>
+    internal static void Normal(Tensor weight, double std, Generator generator)
     {
         using var values = torch.empty(weight.shape, ScalarType.Float32, torch.CPU).normal_(0, std, generator);
         weight.copy_(values);
